@@ -1,0 +1,493 @@
+/*
+ * crypto_openssl.c - the crypto backend: every call into OpenSSL 3 lives
+ * here (EVP, EVP_MAC, EVP_KDF, EVP_PKEY only; no deprecated low-level APIs).
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "veil_internal.h"
+
+/* ---- hashing ---- */
+
+struct veil_hash_ctx {
+    EVP_MD_CTX *md;
+};
+
+int veil_hash_new(veil_hash_ctx **out)
+{
+    veil_hash_ctx *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return VEIL_ERR_NOMEM;
+    h->md = EVP_MD_CTX_new();
+    if (h->md == NULL || EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1) {
+        veil_hash_free(h);
+        return VEIL_ERR_CRYPTO;
+    }
+    *out = h;
+    return 0;
+}
+
+void veil_hash_free(veil_hash_ctx *h)
+{
+    if (h == NULL)
+        return;
+    EVP_MD_CTX_free(h->md);
+    free(h);
+}
+
+int veil_hash_update(veil_hash_ctx *h, const uint8_t *p, size_t n)
+{
+    return EVP_DigestUpdate(h->md, p, n) == 1 ? 0 : VEIL_ERR_CRYPTO;
+}
+
+int veil_hash_peek(const veil_hash_ctx *h, uint8_t out[VEIL_HASH_LEN])
+{
+    EVP_MD_CTX *copy = EVP_MD_CTX_new();
+    int ok = copy != NULL && EVP_MD_CTX_copy_ex(copy, h->md) == 1 &&
+             EVP_DigestFinal_ex(copy, out, NULL) == 1;
+    EVP_MD_CTX_free(copy);
+    return ok ? 0 : VEIL_ERR_CRYPTO;
+}
+
+int veil_sha256(const uint8_t *p, size_t n, uint8_t out[VEIL_HASH_LEN])
+{
+    return EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL) == 1 ? 0 : VEIL_ERR_CRYPTO;
+}
+
+int veil_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *p, size_t n,
+                     uint8_t out[VEIL_HASH_LEN])
+{
+    size_t out_len = 0;
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, key_len, p, n, out, VEIL_HASH_LEN,
+                  &out_len) == NULL ||
+        out_len != VEIL_HASH_LEN)
+        return VEIL_ERR_CRYPTO;
+    return 0;
+}
+
+/* ---- HKDF (RFC 5869) ---- */
+
+static int hkdf(int mode, const uint8_t *salt, size_t salt_len, const uint8_t *key, size_t key_len,
+                const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *ctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM params[6], *p = params;
+    int ret = VEIL_ERR_CRYPTO;
+
+    if (ctx == NULL)
+        goto Exit;
+    *p++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
+    *p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, key_len);
+    if (salt != NULL)
+        *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len);
+    if (info != NULL)
+        *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
+    *p = OSSL_PARAM_construct_end();
+    if (EVP_KDF_derive(ctx, out, out_len, params) == 1)
+        ret = 0;
+Exit:
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+    return ret;
+}
+
+int veil_hkdf_extract(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, size_t ikm_len,
+                      uint8_t prk[VEIL_HASH_LEN])
+{
+    static const uint8_t zero[VEIL_HASH_LEN];
+    if (salt == NULL) {
+        salt = zero;
+        salt_len = sizeof(zero);
+    }
+    return hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, salt, salt_len, ikm, ikm_len, NULL, 0, prk,
+                VEIL_HASH_LEN);
+}
+
+int veil_hkdf_expand(const uint8_t *prk, const uint8_t *info, size_t info_len, uint8_t *out,
+                     size_t out_len)
+{
+    return hkdf(EVP_KDF_HKDF_MODE_EXPAND_ONLY, NULL, 0, prk, VEIL_HASH_LEN, info, info_len, out,
+                out_len);
+}
+
+/* ---- X25519 (RFC 7748) ---- */
+
+int veil_x25519_public(const uint8_t priv[VEIL_X25519_LEN], uint8_t pub[VEIL_X25519_LEN])
+{
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, VEIL_X25519_LEN);
+    size_t len = VEIL_X25519_LEN;
+    int ok = k != NULL && EVP_PKEY_get_raw_public_key(k, pub, &len) == 1 && len == VEIL_X25519_LEN;
+    EVP_PKEY_free(k);
+    return ok ? 0 : VEIL_ERR_CRYPTO;
+}
+
+/* Fails (illegal_parameter) for a peer key that yields the all-zero secret. */
+int veil_x25519_derive(const uint8_t priv[VEIL_X25519_LEN], const uint8_t peer[VEIL_X25519_LEN],
+                       uint8_t shared[VEIL_X25519_LEN])
+{
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, VEIL_X25519_LEN);
+    EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer, VEIL_X25519_LEN);
+    EVP_PKEY_CTX *ctx = k != NULL ? EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL) : NULL;
+    size_t len = VEIL_X25519_LEN;
+    int ret = VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
+    if (ctx != NULL && pk != NULL && EVP_PKEY_derive_init(ctx) == 1 &&
+        EVP_PKEY_derive_set_peer(ctx, pk) == 1 && EVP_PKEY_derive(ctx, shared, &len) == 1 &&
+        len == VEIL_X25519_LEN)
+        ret = 0;
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(pk);
+    EVP_PKEY_free(k);
+    return ret;
+}
+
+/* ---- identity keys ---- */
+
+struct veil_pkey {
+    EVP_PKEY *pkey;
+};
+
+static int pkey_wrap(EVP_PKEY *k, veil_pkey **out)
+{
+    if (k == NULL)
+        return VEIL_ERR_KEY_FORMAT;
+    veil_pkey *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        EVP_PKEY_free(k);
+        return VEIL_ERR_NOMEM;
+    }
+    w->pkey = k;
+    *out = w;
+    return 0;
+}
+
+int veil_pkey_ed25519_from_seed(const uint8_t seed[32], veil_pkey **out)
+{
+    return pkey_wrap(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32), out);
+}
+
+int veil_pkey_from_pem(const char *pem, size_t len, veil_pkey **out)
+{
+    if (len > INT_MAX)
+        return VEIL_ERR_INVALID_ARG;
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    if (bio == NULL)
+        return VEIL_ERR_NOMEM;
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    return pkey_wrap(k, out);
+}
+
+static int bio_drain(BIO *bio, veil_buf *out)
+{
+    char *data;
+    long n = BIO_get_mem_data(bio, &data);
+    int ret = n >= 0 ? veil_buf_append(out, data, (size_t)n) : VEIL_ERR_CRYPTO;
+    if (n > 0)
+        veil_memzero(data, (size_t)n);
+    return ret;
+}
+
+int veil_pkey_to_pem(const veil_pkey *k, veil_buf *out)
+{
+    BIO *bio = BIO_new(BIO_s_secmem());
+    int ret = VEIL_ERR_CRYPTO;
+    if (bio != NULL && PEM_write_bio_PKCS8PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL, NULL) == 1)
+        ret = bio_drain(bio, out);
+    BIO_free(bio);
+    return ret;
+}
+
+int veil_pkey_public_pem(const veil_pkey *k, veil_buf *out)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    int ret = VEIL_ERR_CRYPTO;
+    if (bio != NULL && PEM_write_bio_PUBKEY(bio, k->pkey) == 1)
+        ret = bio_drain(bio, out);
+    BIO_free(bio);
+    return ret;
+}
+
+int veil_pkey_spki(const veil_pkey *k, veil_buf *out)
+{
+    int n = i2d_PUBKEY(k->pkey, NULL);
+    if (n <= 0)
+        return VEIL_ERR_CRYPTO;
+    int ret = veil_buf_reserve(out, (size_t)n);
+    if (ret != 0)
+        return ret;
+    unsigned char *p = out->base + out->len;
+    if (i2d_PUBKEY(k->pkey, &p) != n)
+        return VEIL_ERR_CRYPTO;
+    out->len += (size_t)n;
+    return 0;
+}
+
+int veil_pkey_from_spki(const uint8_t *der, size_t len, veil_pkey **out)
+{
+    const unsigned char *p = der;
+    if (len > LONG_MAX)
+        return VEIL_ERR_KEY_FORMAT;
+    EVP_PKEY *k = d2i_PUBKEY(NULL, &p, (long)len);
+    if (k != NULL && p != der + len) { /* trailing bytes */
+        EVP_PKEY_free(k);
+        k = NULL;
+    }
+    return pkey_wrap(k, out);
+}
+
+bool veil_pkey_is_ed25519(const veil_pkey *k) { return EVP_PKEY_get_id(k->pkey) == EVP_PKEY_ED25519; }
+
+int veil_pkey_sign(const veil_pkey *k, const uint8_t *msg, size_t len, veil_buf *sig)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    size_t sig_len = 0;
+    int ret = VEIL_ERR_CRYPTO;
+    if (md == NULL || EVP_DigestSignInit_ex(md, NULL, NULL, NULL, NULL, k->pkey, NULL) != 1 ||
+        EVP_DigestSign(md, NULL, &sig_len, msg, len) != 1)
+        goto Exit;
+    if ((ret = veil_buf_reserve(sig, sig_len)) != 0)
+        goto Exit;
+    ret = VEIL_ERR_CRYPTO;
+    if (EVP_DigestSign(md, sig->base + sig->len, &sig_len, msg, len) != 1)
+        goto Exit;
+    sig->len += sig_len;
+    ret = 0;
+Exit:
+    EVP_MD_CTX_free(md);
+    return ret;
+}
+
+int veil_pkey_verify(const veil_pkey *k, const uint8_t *msg, size_t len, const uint8_t *sig,
+                     size_t sig_len)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md != NULL && EVP_DigestVerifyInit_ex(md, NULL, NULL, NULL, NULL, k->pkey, NULL) == 1 &&
+             EVP_DigestVerify(md, sig, sig_len, msg, len) == 1;
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : VEIL_ERR_CRYPTO;
+}
+
+void veil_pkey_free(veil_pkey *k)
+{
+    if (k == NULL)
+        return;
+    EVP_PKEY_free(k->pkey);
+    free(k);
+}
+
+/* ---- record protection (PROTOCOL.md §6) ---- */
+
+#define AEAD_TAG_LEN 16
+#define AEAD_IV_LEN 12
+#define CBC_IV_LEN 16
+#define CBC_BLOCK 16
+#define CBC_MAC_LEN 32
+
+struct veil_cipher {
+    uint16_t suite;
+    int encrypt;
+    EVP_CIPHER_CTX *ctx;
+    EVP_MAC_CTX *mac; /* CBC suite only */
+    uint8_t iv[AEAD_IV_LEN];
+};
+
+bool veil_suite_supported(uint16_t suite)
+{
+    return suite == VEIL_SUITE_AES_256_GCM_SHA256 || suite == VEIL_SUITE_CHACHA20_POLY1305_SHA256 ||
+           suite == VEIL_SUITE_AES_256_CBC_HMAC_SHA256;
+}
+
+bool veil_suite_is_cbc(uint16_t suite) { return suite == VEIL_SUITE_AES_256_CBC_HMAC_SHA256; }
+
+size_t veil_suite_min_body(uint16_t suite)
+{
+    return veil_suite_is_cbc(suite) ? CBC_IV_LEN + CBC_BLOCK + CBC_MAC_LEN : AEAD_TAG_LEN;
+}
+
+static const EVP_CIPHER *suite_cipher(uint16_t suite)
+{
+    switch (suite) {
+    case VEIL_SUITE_AES_256_GCM_SHA256:
+        return EVP_aes_256_gcm();
+    case VEIL_SUITE_CHACHA20_POLY1305_SHA256:
+        return EVP_chacha20_poly1305();
+    case VEIL_SUITE_AES_256_CBC_HMAC_SHA256:
+        return EVP_aes_256_cbc();
+    default:
+        return NULL;
+    }
+}
+
+int veil_cipher_new(uint16_t suite, int encrypt, veil_cipher **out)
+{
+    if (!veil_suite_supported(suite))
+        return VEIL_ERR_UNSUPPORTED;
+    veil_cipher *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return VEIL_ERR_NOMEM;
+    c->suite = suite;
+    c->encrypt = encrypt;
+    c->ctx = EVP_CIPHER_CTX_new();
+    if (c->ctx == NULL)
+        goto Fail;
+    if (veil_suite_is_cbc(suite)) {
+        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        c->mac = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+        EVP_MAC_free(mac);
+        if (c->mac == NULL)
+            goto Fail;
+    }
+    *out = c;
+    return 0;
+Fail:
+    veil_cipher_free(c);
+    return VEIL_ERR_CRYPTO;
+}
+
+int veil_cipher_set_secret(veil_cipher *c, const uint8_t secret[VEIL_SECRET_LEN])
+{
+    uint8_t key[32], mac_key[32];
+    int ret;
+    if ((ret = veil_expand_label(secret, "key", NULL, 0, key, sizeof(key))) != 0)
+        goto Exit;
+    ret = VEIL_ERR_CRYPTO;
+    if (veil_suite_is_cbc(c->suite)) {
+        if ((ret = veil_expand_label(secret, "mac", NULL, 0, mac_key, sizeof(mac_key))) != 0)
+            goto Exit;
+        ret = VEIL_ERR_CRYPTO;
+        OSSL_PARAM params[2] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_end()};
+        if (EVP_MAC_init(c->mac, mac_key, sizeof(mac_key), params) != 1)
+            goto Exit;
+        if (EVP_CipherInit_ex(c->ctx, EVP_aes_256_cbc(), NULL, key, NULL, c->encrypt) != 1)
+            goto Exit;
+    } else {
+        if ((ret = veil_expand_label(secret, "iv", NULL, 0, c->iv, sizeof(c->iv))) != 0)
+            goto Exit;
+        ret = VEIL_ERR_CRYPTO;
+        if (EVP_CipherInit_ex(c->ctx, suite_cipher(c->suite), NULL, key, NULL, c->encrypt) != 1)
+            goto Exit;
+    }
+    ret = 0;
+Exit:
+    veil_memzero(key, sizeof(key));
+    veil_memzero(mac_key, sizeof(mac_key));
+    return ret;
+}
+
+void veil_cipher_free(veil_cipher *c)
+{
+    if (c == NULL)
+        return;
+    EVP_CIPHER_CTX_free(c->ctx); /* cleanses its key schedule */
+    EVP_MAC_CTX_free(c->mac);
+    veil_memzero(c, sizeof(*c));
+    free(c);
+}
+
+size_t veil_cipher_overhead(const veil_cipher *c, size_t content_len)
+{
+    if (veil_suite_is_cbc(c->suite))
+        return CBC_IV_LEN + (CBC_BLOCK - content_len % CBC_BLOCK) + CBC_MAC_LEN;
+    return AEAD_TAG_LEN;
+}
+
+static void aead_nonce(const veil_cipher *c, uint64_t seq, uint8_t nonce[AEAD_IV_LEN])
+{
+    memcpy(nonce, c->iv, AEAD_IV_LEN);
+    for (int i = 0; i < 8; i++)
+        nonce[AEAD_IV_LEN - 1 - i] ^= (uint8_t)(seq >> (8 * i));
+}
+
+static int mac_record(veil_cipher *c, const uint8_t hdr[VEIL_HEADER_LEN], const uint8_t *iv_ct,
+                      size_t len, uint8_t out[CBC_MAC_LEN])
+{
+    size_t out_len = 0;
+    /* A NULL key re-initialises with the key already set. */
+    if (EVP_MAC_init(c->mac, NULL, 0, NULL) != 1 || EVP_MAC_update(c->mac, hdr, VEIL_HEADER_LEN) != 1 ||
+        EVP_MAC_update(c->mac, iv_ct, len) != 1 ||
+        EVP_MAC_final(c->mac, out, &out_len, CBC_MAC_LEN) != 1 || out_len != CBC_MAC_LEN)
+        return VEIL_ERR_CRYPTO;
+    return 0;
+}
+
+int veil_cipher_seal(veil_cipher *c, const uint8_t hdr[VEIL_HEADER_LEN], uint64_t seq,
+                     const uint8_t *content, size_t content_len, const uint8_t *rnd, uint8_t *body)
+{
+    int n1 = 0, n2 = 0;
+    if (content_len > VEIL_MAX_CONTENT)
+        return VEIL_ERR_TOO_LARGE;
+    if (veil_suite_is_cbc(c->suite)) {
+        memcpy(body, rnd, CBC_IV_LEN);
+        uint8_t *ct = body + CBC_IV_LEN;
+        if (EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, body, 1) != 1 ||
+            EVP_CipherUpdate(c->ctx, ct, &n1, content, (int)content_len) != 1 ||
+            EVP_CipherFinal_ex(c->ctx, ct + n1, &n2) != 1)
+            return VEIL_ERR_CRYPTO;
+        size_t ct_len = (size_t)n1 + (size_t)n2;
+        return mac_record(c, hdr, body, CBC_IV_LEN + ct_len, body + CBC_IV_LEN + ct_len);
+    }
+    uint8_t nonce[AEAD_IV_LEN];
+    aead_nonce(c, seq, nonce);
+    if (EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, nonce, 1) != 1 ||
+        EVP_CipherUpdate(c->ctx, NULL, &n1, hdr, VEIL_HEADER_LEN) != 1 ||
+        EVP_CipherUpdate(c->ctx, body, &n1, content, (int)content_len) != 1 ||
+        EVP_CipherFinal_ex(c->ctx, body + n1, &n2) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG_LEN, body + content_len) != 1)
+        return VEIL_ERR_CRYPTO;
+    return 0;
+}
+
+int veil_cipher_open(veil_cipher *c, const uint8_t hdr[VEIL_HEADER_LEN], uint64_t seq,
+                     const uint8_t *body, size_t body_len, uint8_t *content, size_t *content_len)
+{
+    const int bad = VEIL_PERR(VEIL_ALERT_BAD_RECORD_MAC);
+    int n1 = 0, n2 = 0;
+    if (body_len > VEIL_MAX_BODY)
+        return VEIL_PERR(VEIL_ALERT_RECORD_OVERFLOW);
+    if (veil_suite_is_cbc(c->suite)) {
+        uint8_t mac[CBC_MAC_LEN];
+        if (body_len < CBC_IV_LEN + CBC_BLOCK + CBC_MAC_LEN ||
+            (body_len - CBC_IV_LEN - CBC_MAC_LEN) % CBC_BLOCK != 0)
+            return bad;
+        size_t ct_len = body_len - CBC_IV_LEN - CBC_MAC_LEN;
+        /* Encrypt-then-MAC: authenticate before touching the ciphertext. */
+        if (mac_record(c, hdr, body, CBC_IV_LEN + ct_len, mac) != 0)
+            return VEIL_ERR_CRYPTO;
+        if (veil_memeq_ct(mac, body + CBC_IV_LEN + ct_len, CBC_MAC_LEN) != 0)
+            return bad;
+        if (EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, body, 0) != 1 ||
+            EVP_CipherUpdate(c->ctx, content, &n1, body + CBC_IV_LEN, (int)ct_len) != 1 ||
+            EVP_CipherFinal_ex(c->ctx, content + n1, &n2) != 1)
+            return bad;
+        *content_len = (size_t)n1 + (size_t)n2;
+        return 0;
+    }
+    if (body_len < AEAD_TAG_LEN)
+        return bad;
+    size_t ct_len = body_len - AEAD_TAG_LEN;
+    uint8_t nonce[AEAD_IV_LEN];
+    aead_nonce(c, seq, nonce);
+    if (EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, nonce, 0) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG_LEN,
+                            (void *)(body + ct_len)) != 1 ||
+        EVP_CipherUpdate(c->ctx, NULL, &n1, hdr, VEIL_HEADER_LEN) != 1 ||
+        EVP_CipherUpdate(c->ctx, content, &n1, body, (int)ct_len) != 1)
+        return VEIL_ERR_CRYPTO;
+    if (EVP_CipherFinal_ex(c->ctx, content + n1, &n2) != 1) {
+        veil_memzero(content, ct_len); /* never release unauthenticated plaintext */
+        return bad;
+    }
+    *content_len = ct_len;
+    return 0;
+}
