@@ -65,6 +65,18 @@ int pump(endpoint *c, endpoint *s, tamper_fn fn, void *ctx);
 /* Full handshake with no tampering; asserts success. */
 void handshake_ok(endpoint *c, endpoint *s);
 
+/* Records seen in flight, in order, for tests that replay or inspect them. */
+#define TEST_WIRE_MAX 64
+typedef struct test_wire {
+    uint8_t rec[TEST_WIRE_MAX][VEIL_MAX_RECORD];
+    size_t len[TEST_WIRE_MAX];
+    int dir[TEST_WIRE_MAX];
+    int n;
+} test_wire;
+
+/* A tamper_fn that copies every record into the test_wire given as ctx. */
+int test_capture(void *ctx, int dir, int index, uint8_t *rec, size_t *len, size_t cap);
+
 /* Recomputes the CRC-32C of an unencrypted record after a test changed it. */
 void fix_crc(uint8_t *rec, size_t len);
 
