@@ -190,6 +190,8 @@ int veil_client_hello_decode(const uint8_t *body, size_t len, veil_client_hello 
         ch->groups[i] = veil_rd_u16(&r);
         ch->share_lens[i] = veil_rd_u16(&r);
         ch->shares[i] = veil_rd_bytes(&r, ch->share_lens[i]);
+        if (r.failed)
+            return VEIL_PERR(VEIL_ALERT_DECODE_ERROR);
         for (unsigned j = 0; j < i; j++)
             if (ch->groups[j] == ch->groups[i])
                 return VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);

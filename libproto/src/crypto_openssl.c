@@ -174,6 +174,16 @@ int veil_pkey_ed25519_from_seed(const uint8_t seed[32], veil_pkey **out)
     return pkey_wrap(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32), out);
 }
 
+/* Never prompt: libproto has no terminal; an encrypted key is a format error. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
 int veil_pkey_from_pem(const char *pem, size_t len, veil_pkey **out)
 {
     if (len > INT_MAX)
@@ -181,7 +191,7 @@ int veil_pkey_from_pem(const char *pem, size_t len, veil_pkey **out)
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     if (bio == NULL)
         return VEIL_ERR_NOMEM;
-    EVP_PKEY *k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
     BIO_free(bio);
     return pkey_wrap(k, out);
 }

@@ -350,8 +350,8 @@ static int client_on_server_hello(veil_conn *c, const uint8_t *msg, size_t msg_l
     int ret;
     if ((ret = veil_server_hello_decode(body, body_len, &sh)) != 0)
         return ret;
-    if (sh.version != VEIL_VERSION_1)
-        return VEIL_PERR(VEIL_ALERT_PROTOCOL_VERSION);
+    if (sh.version != VEIL_VERSION_1) /* the only version we offered */
+        return VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
     if (sh.mode != c->modes)
         return VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
     if (sh.mode == VEIL_MODE_ENCRYPTED ? !offered_u16(c->suites, c->n_suites, sh.suite)
@@ -537,13 +537,17 @@ static int on_record(veil_conn *c, const veil_header *h, const uint8_t *p, veil_
     }
 }
 
-/* Fatal error: replace any partial output of the failing step by the alert. */
+/* Fatal error: replace any partial output of the failing step by the alert
+ * (internal_error for a crypto backend or RNG failure; none when out of memory). */
 static int fail(veil_conn *c, int err, veil_buf *out, size_t mark, uint64_t tx_seq)
 {
-    if (veil_err_is_alert(err)) {
+    int alert = veil_err_is_alert(err) ? -err
+                : err == VEIL_ERR_CRYPTO || err == VEIL_ERR_RNG ? VEIL_ALERT_INTERNAL_ERROR
+                                                               : -1;
+    if (alert >= 0) {
         out->len = mark;
         c->tx.seq = tx_seq;
-        (void)send_alert(c, VEIL_ALERT_LEVEL_FATAL, (uint8_t)-err, out);
+        (void)send_alert(c, VEIL_ALERT_LEVEL_FATAL, (uint8_t)alert, out);
     }
     c->state = ST_FAILED;
     wipe_handshake(c);

@@ -95,6 +95,8 @@ int veil_record_check_crc(const veil_header *hdr, const uint8_t *p, size_t *cont
     uint32_t crc = veil_crc32c(veil_crc32c(0, p, VEIL_HEADER_LEN), body, n);
     if (crc != veil_get_u32(body + n))
         return VEIL_PERR(VEIL_ALERT_BAD_CHECKSUM);
+    if (n > VEIL_MAX_CONTENT)
+        return VEIL_PERR(VEIL_ALERT_RECORD_OVERFLOW);
     *content_len = n;
     return 0;
 }

@@ -12,7 +12,7 @@
  *
  * Errors: every function returning int returns 0 on success or a negative
  * VEIL_ERR_* code.  Codes in [-255, -1] are protocol errors and equal
- * -(alert code) of the alert sent (VEIL_ERR_ALERT_BASE range); see veil_strerror().
+ * -(alert code) of the alert sent (down to VEIL_ERR_ALERT_MIN); see veil_strerror().
  */
 #ifndef VEIL_VEIL_H
 #define VEIL_VEIL_H
@@ -89,7 +89,7 @@ enum {
     VEIL_GROUP_X25519 = 0x0001,
 };
 
-/* Signature schemes (PROTOCOL.md §4.3) */
+/* Signature schemes (PROTOCOL.md §4.4) */
 enum {
     VEIL_SIG_ED25519 = 0x0001,
 };
@@ -201,7 +201,7 @@ typedef struct veil_header {
  * type or flags), -VEIL_ALERT_PROTOCOL_VERSION, -VEIL_ALERT_RECORD_OVERFLOW.
  * On a protocol error *h is still filled as far as it was read.
  */
-int veil_header_decode(const uint8_t *p, size_t len, veil_header *h);
+int veil_header_decode(const uint8_t *p, size_t len, veil_header *h) VEIL_MUST_CHECK;
 void veil_header_encode(const veil_header *h, uint8_t out[VEIL_HEADER_LEN]);
 
 /* ------------------------------------------------------------------------ */
@@ -226,7 +226,7 @@ void veil_identity_free(veil_identity *id);
 #define VEIL_FINGERPRINT_HEX_LEN 65
 void veil_fingerprint_hex(const uint8_t fp[VEIL_FINGERPRINT_LEN], char out[VEIL_FINGERPRINT_HEX_LEN]);
 /* Accepts 64 hex digits, optionally with ':' separators and a "sha256:" prefix. */
-int veil_fingerprint_parse(const char *text, uint8_t fp[VEIL_FINGERPRINT_LEN]);
+int veil_fingerprint_parse(const char *text, uint8_t fp[VEIL_FINGERPRINT_LEN]) VEIL_MUST_CHECK;
 
 /* ------------------------------------------------------------------------ */
 /* Connections                                                              */
@@ -353,7 +353,7 @@ void veil_keylog_free(veil_keylog *kl); /* wipes */
  * return 0 and add nothing; unknown labels are ignored (0); a malformed Veil
  * line returns -VEIL_ALERT_DECODE_ERROR.
  */
-int veil_keylog_add_line(veil_keylog *kl, const char *line, size_t len);
+int veil_keylog_add_line(veil_keylog *kl, const char *line, size_t len) VEIL_MUST_CHECK;
 /* Parses every line of a text; returns the number of malformed lines. */
 size_t veil_keylog_add_text(veil_keylog *kl, const char *text, size_t len);
 size_t veil_keylog_count(const veil_keylog *kl); /* sessions with at least one secret */
@@ -390,7 +390,6 @@ typedef struct veil_hello_info {
     uint8_t version;
     uint16_t suite;
     uint16_t group;
-    uint16_t sig_scheme;
     uint8_t random[VEIL_RANDOM_LEN];
     const uint8_t *key_share; /* pointers into the record content */
     size_t key_share_len;
@@ -405,8 +404,8 @@ typedef struct veil_observed_record {
     size_t offset;          /* stream offset of the header */
     const uint8_t *body;    /* raw body as on the wire */
     veil_body_status status;
-    /* Sequence check against the previous record of this direction:
-       0 ok, else the expected number (first record: expected 0). */
+    /* Sequence check: seq_ok is 1 when hdr.seq equals seq_expected, the number
+       that follows the previous record of this direction (0 for the first). */
     int seq_ok;
     uint64_t seq_expected;
     /* Content when readable (plaintext or decrypted). */
