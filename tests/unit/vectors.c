@@ -26,7 +26,7 @@
 
 static veil_buf text;
 
-static void out(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void out(const char *fmt, ...)
 {
     char line[4096];
     va_list ap;
@@ -286,6 +286,7 @@ int main(int argc, char **argv)
     if (argc == 1) {
         generate();
         fwrite(text.base, 1, text.len, stdout);
+        veil_buf_free(&text);
         return 0;
     }
     if (argc != 3 || (strcmp(argv[1], "--check") != 0 && strcmp(argv[1], "--update") != 0)) {
@@ -301,28 +302,36 @@ int main(int argc, char **argv)
     char *b = strstr(doc, BEGIN_MARK), *e = b != NULL ? strstr(b, END_MARK) : NULL;
     if (b == NULL || e == NULL) {
         fprintf(stderr, "veil-vectors: %s has no vector block (%s ... %s)\n", argv[2], BEGIN_MARK, END_MARK);
+        free(doc);
         return 1;
     }
     e += strlen(END_MARK);
     if (*e == '\n')
         e++;
     generate();
+    int ret = 0;
     if (strcmp(argv[1], "--check") == 0) {
         if ((size_t)(e - b) == text.len && memcmp(b, text.base, text.len) == 0) {
             printf("docs: test vectors match the code (%zu bytes)\n", text.len);
-            return 0;
+        } else {
+            fprintf(stderr, "veil-vectors: the test vectors in %s differ from what the code produces;\n"
+                            "if the wire format changed on purpose, run veil-vectors --update %s\n", argv[2], argv[2]);
+            ret = 1;
         }
-        fprintf(stderr, "veil-vectors: the test vectors in %s differ from what the code produces;\n"
-                        "if the wire format changed on purpose, run veil-vectors --update %s\n", argv[2], argv[2]);
-        return 1;
+        free(doc);
+        veil_buf_free(&text);
+        return ret;
     }
     FILE *f = fopen(argv[2], "wb");
     if (f == NULL || fwrite(doc, 1, (size_t)(b - doc), f) != (size_t)(b - doc) ||
         fwrite(text.base, 1, text.len, f) != text.len || fwrite(e, 1, len - (size_t)(e - doc), f) != len - (size_t)(e - doc) ||
         fclose(f) != 0) {
         fprintf(stderr, "veil-vectors: cannot write %s\n", argv[2]);
-        return 2;
+        ret = 2;
+    } else {
+        printf("updated %s\n", argv[2]);
     }
-    printf("updated %s\n", argv[2]);
-    return 0;
+    free(doc);
+    veil_buf_free(&text);
+    return ret;
 }

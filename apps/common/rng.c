@@ -1,0 +1,25 @@
+/*
+ * rng.c - the RNG callback handed to libproto: getrandom(2), nothing else.
+ */
+#include <errno.h>
+#include <sys/random.h>
+
+#include "veilapp.h"
+
+int vapp_random(void *user, uint8_t *out, size_t len)
+{
+    (void)user;
+    size_t done = 0;
+    /* getrandom returns at most 32 MiB per call and may be interrupted by a
+       signal before the pool is ready; each pass makes progress or fails. */
+    for (unsigned tries = 0; done < len && tries < 64; tries++) {
+        ssize_t n = getrandom(out + done, len - done, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    return done == len ? 0 : -1;
+}
