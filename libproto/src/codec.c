@@ -153,6 +153,47 @@ static int extensions_check(const uint8_t *p, size_t len)
     return r.failed ? VEIL_PERR(VEIL_ALERT_DECODE_ERROR) : 0;
 }
 
+bool veil_ext_find(const uint8_t *ext, size_t len, uint16_t type, const uint8_t **data, uint16_t *data_len)
+{
+    veil_reader r;
+    veil_rd_init(&r, ext, len);
+    while (veil_rd_left(&r) >= 4) {
+        uint16_t t = veil_rd_u16(&r), n = veil_rd_u16(&r);
+        const uint8_t *d = veil_rd_bytes(&r, n);
+        if (d == NULL)
+            return false;
+        if (t == type) {
+            *data = d;
+            *data_len = n;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ClientKeyExchange body, PROTOCOL.md §4.11: u16 len, RSA-OAEP ciphertext */
+int veil_client_key_exchange_decode(const uint8_t *body, size_t len, const uint8_t **ct, uint16_t *ct_len)
+{
+    veil_reader r;
+    veil_rd_init(&r, body, len);
+    *ct_len = veil_rd_u16(&r);
+    *ct = veil_rd_bytes(&r, *ct_len);
+    return veil_rd_done(&r) && *ct_len > 0 ? 0 : VEIL_PERR(VEIL_ALERT_DECODE_ERROR);
+}
+
+int veil_client_key_exchange_encode(const uint8_t *ct, size_t ct_len, veil_buf *out)
+{
+    size_t mark;
+    if (ct_len > 0xFFFF)
+        return VEIL_ERR_INVALID_ARG;
+    int ret = hs_begin(out, VEIL_HS_CLIENT_KEY_EXCHANGE, &mark);
+    ret |= veil_buf_u16(out, (uint16_t)ct_len);
+    ret |= veil_buf_append(out, ct, ct_len);
+    if (ret != 0)
+        return VEIL_ERR_NOMEM;
+    return hs_end(out, mark);
+}
+
 static int read_extensions(veil_reader *r, const uint8_t **ext, uint16_t *ext_len)
 {
     *ext_len = veil_rd_u16(r);

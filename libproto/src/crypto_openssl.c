@@ -9,7 +9,9 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "veil_internal.h"
@@ -151,6 +153,8 @@ int veil_x25519_derive(const uint8_t priv[VEIL_X25519_LEN], const uint8_t peer[V
 
 /* ---- identity keys ---- */
 
+static int pss_setup(EVP_PKEY_CTX *pctx);
+
 struct veil_pkey {
     EVP_PKEY *pkey;
 };
@@ -261,8 +265,10 @@ int veil_pkey_sign(const veil_pkey *k, const uint8_t *msg, size_t len, veil_buf 
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     size_t sig_len = 0;
     int ret = VEIL_ERR_CRYPTO;
-    if (md == NULL || EVP_DigestSignInit_ex(md, NULL, NULL, NULL, NULL, k->pkey, NULL) != 1 ||
-        EVP_DigestSign(md, NULL, &sig_len, msg, len) != 1)
+    EVP_PKEY_CTX *pctx = NULL;
+    bool rsa = veil_pkey_is_rsa(k);
+    if (md == NULL || EVP_DigestSignInit_ex(md, &pctx, rsa ? "SHA256" : NULL, NULL, NULL, k->pkey, NULL) != 1 ||
+        (rsa && !pss_setup(pctx)) || EVP_DigestSign(md, NULL, &sig_len, msg, len) != 1)
         goto Exit;
     if ((ret = veil_buf_reserve(sig, sig_len)) != 0)
         goto Exit;
@@ -280,8 +286,11 @@ int veil_pkey_verify(const veil_pkey *k, const uint8_t *msg, size_t len, const u
                      size_t sig_len)
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    int ok = md != NULL && EVP_DigestVerifyInit_ex(md, NULL, NULL, NULL, NULL, k->pkey, NULL) == 1 &&
-             EVP_DigestVerify(md, sig, sig_len, msg, len) == 1;
+    EVP_PKEY_CTX *pctx = NULL;
+    bool rsa = veil_pkey_is_rsa(k);
+    int ok = md != NULL &&
+             EVP_DigestVerifyInit_ex(md, &pctx, rsa ? "SHA256" : NULL, NULL, NULL, k->pkey, NULL) == 1 &&
+             (!rsa || pss_setup(pctx)) && EVP_DigestVerify(md, sig, sig_len, msg, len) == 1;
     EVP_MD_CTX_free(md);
     return ok ? 0 : VEIL_ERR_CRYPTO;
 }
@@ -500,4 +509,161 @@ int veil_cipher_open(veil_cipher *c, const uint8_t hdr[VEIL_HEADER_LEN], uint64_
     }
     *content_len = ct_len;
     return 0;
+}
+
+/* ---- FFDHE-2048 (RFC 7919), PROTOCOL.md §4.10 ----
+ * OpenSSL 3.0 does not derive a DH public key from a caller-supplied private
+ * key, so the public value g^x mod p is computed with OpenSSL's constant-time
+ * modular exponentiation; the private exponent comes from the RNG callback,
+ * which keeps the core deterministic under a test RNG. */
+
+static EVP_PKEY *ffdhe_key(const uint8_t *priv, size_t priv_len, const uint8_t *pub, size_t pub_len)
+{
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    BIGNUM *x = priv != NULL ? BN_bin2bn(priv, (int)priv_len, NULL) : NULL;
+    BIGNUM *y = pub != NULL ? BN_bin2bn(pub, (int)pub_len, NULL) : NULL;
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY *k = NULL;
+    int selection = priv != NULL ? EVP_PKEY_KEYPAIR : pub != NULL ? EVP_PKEY_PUBLIC_KEY : EVP_PKEY_KEY_PARAMETERS;
+
+    if (bld == NULL || (priv != NULL && x == NULL) || (pub != NULL && y == NULL) ||
+        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "ffdhe2048", 0) != 1 ||
+        (x != NULL && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, x) != 1) ||
+        (y != NULL && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PUB_KEY, y) != 1) ||
+        (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+        (ctx = EVP_PKEY_CTX_new_from_name(NULL, "DH", NULL)) == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &k, selection, params) != 1)
+        k = NULL;
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_clear_free(x);
+    BN_free(y);
+    return k;
+}
+
+int veil_ffdhe_public(const uint8_t priv[VEIL_FFDHE_PRIV_LEN], uint8_t pub[VEIL_FFDHE_LEN])
+{
+    EVP_PKEY *params = ffdhe_key(NULL, 0, NULL, 0);
+    BIGNUM *p = NULL, *g = NULL, *y = BN_new();
+    BIGNUM *x = BN_secure_new();
+    BN_CTX *bn = BN_CTX_secure_new();
+    int ret = VEIL_ERR_CRYPTO;
+    if (params == NULL || y == NULL || x == NULL || bn == NULL ||
+        EVP_PKEY_get_bn_param(params, OSSL_PKEY_PARAM_FFC_P, &p) != 1 ||
+        EVP_PKEY_get_bn_param(params, OSSL_PKEY_PARAM_FFC_G, &g) != 1 ||
+        BN_bin2bn(priv, VEIL_FFDHE_PRIV_LEN, x) == NULL)
+        goto Exit;
+    BN_set_flags(x, BN_FLG_CONSTTIME);
+    if (BN_is_zero(x) || BN_mod_exp_mont_consttime(y, g, x, p, bn, NULL) != 1 ||
+        BN_bn2binpad(y, pub, VEIL_FFDHE_LEN) != VEIL_FFDHE_LEN)
+        goto Exit;
+    ret = 0;
+Exit:
+    BN_CTX_free(bn);
+    BN_clear_free(x);
+    BN_free(y);
+    BN_free(p);
+    BN_free(g);
+    EVP_PKEY_free(params);
+    return ret;
+}
+
+int veil_ffdhe_derive(const uint8_t priv[VEIL_FFDHE_PRIV_LEN], const uint8_t pub[VEIL_FFDHE_LEN],
+                      const uint8_t peer[VEIL_FFDHE_LEN], uint8_t shared[VEIL_FFDHE_LEN])
+{
+    EVP_PKEY *k = ffdhe_key(priv, VEIL_FFDHE_PRIV_LEN, pub, VEIL_FFDHE_LEN);
+    EVP_PKEY *pk = ffdhe_key(NULL, 0, peer, VEIL_FFDHE_LEN);
+    EVP_PKEY_CTX *ctx = k != NULL ? EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL) : NULL;
+    size_t len = VEIL_FFDHE_LEN;
+    int ret = VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
+    /* derive_set_peer validates the peer value (1 < y < p-1, in the subgroup). */
+    if (ctx != NULL && pk != NULL && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_CTX_set_dh_pad(ctx, 1) == 1 &&
+        EVP_PKEY_derive_set_peer(ctx, pk) == 1 && EVP_PKEY_derive(ctx, shared, &len) == 1 &&
+        len == VEIL_FFDHE_LEN)
+        ret = 0;
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(pk);
+    EVP_PKEY_free(k);
+    return ret;
+}
+
+/* ---- RSA identities: RSA-PSS signatures and RSA-OAEP key transport ----
+ * OAEP seeds and PSS salts are drawn by OpenSSL's DRBG: OpenSSL offers no way
+ * to pass them in, and writing the paddings ourselves is out of the question.
+ * This is the one place libproto uses randomness not from the RNG callback
+ * (docs/DESIGN.md). */
+
+int veil_pkey_rsa_generate(unsigned bits, veil_pkey **out)
+{
+    return pkey_wrap(EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits), out);
+}
+
+bool veil_pkey_is_rsa(const veil_pkey *k) { return EVP_PKEY_get_id(k->pkey) == EVP_PKEY_RSA; }
+
+int veil_pkey_bits(const veil_pkey *k) { return EVP_PKEY_get_bits(k->pkey); }
+
+static int pss_setup(EVP_PKEY_CTX *pctx)
+{
+    return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+           EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1 &&
+           EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1;
+}
+
+static int oaep_setup(EVP_PKEY_CTX *pctx)
+{
+    return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
+           EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha256()) == 1 &&
+           EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1;
+}
+
+int veil_pkey_oaep_encrypt(const veil_pkey *k, const uint8_t *in, size_t in_len, veil_buf *out)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    size_t n = 0;
+    int ret = VEIL_ERR_CRYPTO;
+    if (ctx == NULL || EVP_PKEY_encrypt_init(ctx) != 1 || !oaep_setup(ctx) ||
+        EVP_PKEY_encrypt(ctx, NULL, &n, in, in_len) != 1)
+        goto Exit;
+    if ((ret = veil_buf_reserve(out, n)) != 0)
+        goto Exit;
+    ret = VEIL_ERR_CRYPTO;
+    if (EVP_PKEY_encrypt(ctx, out->base + out->len, &n, in, in_len) != 1)
+        goto Exit;
+    out->len += n;
+    ret = 0;
+Exit:
+    EVP_PKEY_CTX_free(ctx);
+    return ret;
+}
+
+int veil_pkey_oaep_decrypt(const veil_pkey *k, const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    uint8_t tmp[1024];
+    size_t n = sizeof(tmp);
+    int ret = VEIL_PERR(VEIL_ALERT_DECRYPT_ERROR);
+    if (ctx != NULL && EVP_PKEY_decrypt_init(ctx) == 1 && oaep_setup(ctx) &&
+        (size_t)EVP_PKEY_get_size(k->pkey) <= sizeof(tmp) && EVP_PKEY_decrypt(ctx, tmp, &n, in, in_len) == 1 &&
+        n == out_len) {
+        memcpy(out, tmp, out_len);
+        ret = 0;
+    }
+    veil_memzero(tmp, sizeof(tmp));
+    EVP_PKEY_CTX_free(ctx);
+    return ret;
+}
+
+/* ---- PBKDF2-HMAC-SHA256 (RFC 8018), for user verifiers and PSK stretching ---- */
+
+int veil_pbkdf2_sha256(const uint8_t *pw, size_t pw_len, const uint8_t *salt, size_t salt_len, uint32_t iterations,
+                       uint8_t *out, size_t out_len)
+{
+    if (pw_len > INT_MAX || salt_len > INT_MAX || iterations == 0 || iterations > INT_MAX || out_len > INT_MAX)
+        return VEIL_ERR_INVALID_ARG;
+    return PKCS5_PBKDF2_HMAC((const char *)pw, (int)pw_len, salt, (int)salt_len, (int)iterations, EVP_sha256(),
+                             (int)out_len, out) == 1
+               ? 0
+               : VEIL_ERR_CRYPTO;
 }

@@ -22,6 +22,8 @@ const char *veil_alert_name(int code)
     case VEIL_ALERT_PROTOCOL_VERSION: return "protocol_version";
     case VEIL_ALERT_PLAINTEXT_REFUSED: return "plaintext_refused";
     case VEIL_ALERT_BAD_SEQUENCE: return "bad_sequence";
+    case VEIL_ALERT_UNKNOWN_SERVICE: return "unknown_service";
+    case VEIL_ALERT_AUTH_FAILED: return "auth_failed";
     case VEIL_ALERT_INTERNAL_ERROR: return "internal_error";
     case VEIL_ALERT_TIMEOUT: return "timeout";
     case VEIL_ALERT_SERVER_BUSY: return "server_busy";
@@ -45,6 +47,8 @@ static const char *alert_text(int code)
     case VEIL_ALERT_PROTOCOL_VERSION: return "unsupported protocol version";
     case VEIL_ALERT_PLAINTEXT_REFUSED: return "plaintext mode not allowed by the server";
     case VEIL_ALERT_BAD_SEQUENCE: return "replayed, reordered or missing record";
+    case VEIL_ALERT_UNKNOWN_SERVICE: return "service not offered by the server";
+    case VEIL_ALERT_AUTH_FAILED: return "authentication failed";
     case VEIL_ALERT_INTERNAL_ERROR: return "internal error";
     case VEIL_ALERT_TIMEOUT: return "timed out";
     case VEIL_ALERT_SERVER_BUSY: return "server busy (connection limit reached)";
@@ -72,7 +76,7 @@ const char *veil_strerror(int err)
     case VEIL_ERR_TOO_LARGE: return "message too large";
     case VEIL_ERR_CRYPTO: return "cryptographic library failure";
     case VEIL_ERR_RNG: return "random number generator failure";
-    case VEIL_ERR_KEY_FORMAT: return "key is not a valid Ed25519 private key";
+    case VEIL_ERR_KEY_FORMAT: return "key is not a usable Ed25519 or RSA (2048 bits or more) private key";
     case VEIL_ERR_CLOSED: return "connection is closed";
     case VEIL_ERR_NO_KEY: return "no key for this session";
     case VEIL_ERR_UNSUPPORTED: return "unsupported suite";
@@ -122,9 +126,41 @@ int veil_suite_from_name(const char *name, uint16_t *suite)
     return VEIL_ERR_INVALID_ARG;
 }
 
-const char *veil_group_name(uint16_t group) { return group == VEIL_GROUP_X25519 ? "X25519" : "unknown"; }
+const char *veil_group_name(uint16_t group)
+{
+    switch (group) {
+    case VEIL_GROUP_X25519: return "X25519";
+    case VEIL_GROUP_FFDHE2048: return "FFDHE2048";
+    case VEIL_GROUP_RSA_TRANSPORT: return "RSA_TRANSPORT";
+    default: return "unknown";
+    }
+}
 
-const char *veil_sig_name(uint16_t scheme) { return scheme == VEIL_SIG_ED25519 ? "Ed25519" : "unknown"; }
+/* Accepts "X25519", "FFDHE2048"/"ffdhe2048", "RSA_TRANSPORT"/"rsa", any case. */
+int veil_group_from_name(const char *name, uint16_t *group)
+{
+    static const struct {
+        uint16_t id;
+        const char *a, *b;
+    } groups[] = {{VEIL_GROUP_X25519, "X25519", "x25519"},
+                  {VEIL_GROUP_FFDHE2048, "FFDHE2048", "ffdhe-2048"},
+                  {VEIL_GROUP_RSA_TRANSPORT, "RSA_TRANSPORT", "rsa"}};
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+        if (same_ci(name, groups[i].a) || same_ci(name, groups[i].b)) {
+            *group = groups[i].id;
+            return 0;
+        }
+    return VEIL_ERR_INVALID_ARG;
+}
+
+const char *veil_sig_name(uint16_t scheme)
+{
+    switch (scheme) {
+    case VEIL_SIG_ED25519: return "Ed25519";
+    case VEIL_SIG_RSA_PSS_SHA256: return "RSA_PSS_SHA256";
+    default: return "unknown";
+    }
+}
 
 const char *veil_record_type_name(uint8_t type)
 {
@@ -144,6 +180,9 @@ const char *veil_hs_type_name(uint8_t type)
     case VEIL_HS_SERVER_HELLO: return "ServerHello";
     case VEIL_HS_SERVER_VERIFY: return "ServerVerify";
     case VEIL_HS_FINISHED: return "Finished";
+    case VEIL_HS_CLIENT_KEY_EXCHANGE: return "ClientKeyExchange";
+    case VEIL_HS_CLIENT_AUTH: return "ClientAuth";
+    case VEIL_HS_SERVER_AUTH: return "ServerAuth";
     default: return "unknown";
     }
 }

@@ -2,6 +2,7 @@
  * identity.c - server identity keys (Ed25519) and fingerprints, PROTOCOL.md §4.3.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,7 @@ static int identity_finish(veil_pkey *key, veil_identity **out)
     }
     id->key = key;
     veil_buf_init(&id->spki);
-    if (!veil_pkey_is_ed25519(key)) {
+    if (!veil_pkey_is_ed25519(key) && !(veil_pkey_is_rsa(key) && veil_pkey_bits(key) >= 2048)) {
         ret = VEIL_ERR_KEY_FORMAT;
         goto Fail;
     }
@@ -42,6 +43,24 @@ int veil_identity_generate(int (*rng)(void *user, uint8_t *out, size_t len), voi
     ret = veil_pkey_ed25519_from_seed(seed, &key);
     veil_memzero(seed, sizeof(seed));
     return ret != 0 ? ret : identity_finish(key, out);
+}
+
+int veil_identity_generate_rsa(unsigned bits, veil_identity **out)
+{
+    veil_pkey *key = NULL;
+    if (bits < 2048 || bits > 8192)
+        return VEIL_ERR_INVALID_ARG;
+    int ret = veil_pkey_rsa_generate(bits, &key);
+    return ret != 0 ? ret : identity_finish(key, out);
+}
+
+const char *veil_identity_algorithm(const veil_identity *id)
+{
+    static _Thread_local char name[16];
+    if (veil_pkey_is_ed25519(id->key))
+        return "Ed25519";
+    snprintf(name, sizeof(name), "RSA-%d", veil_pkey_bits(id->key));
+    return name;
 }
 
 int veil_identity_from_pem(const char *pem, size_t len, veil_identity **out)

@@ -20,6 +20,9 @@ typedef struct obs_dir {
 
 struct veil_observer {
     const veil_keylog *keys;
+    const veil_identity *rsa;  /* server key for RSA key-transport sessions */
+    veil_hash_ctx *transcript; /* handshake messages, for RSA key transport */
+    uint16_t group;
     bool have_ch, have_sh;
     uint8_t client_random[VEIL_RANDOM_LEN];
     uint8_t mode;
@@ -34,9 +37,15 @@ int veil_observer_new(const veil_keylog *keys, veil_observer **out)
     if (o == NULL)
         return VEIL_ERR_NOMEM;
     o->keys = keys;
+    if (veil_hash_new(&o->transcript) != 0) {
+        free(o);
+        return VEIL_ERR_NOMEM;
+    }
     *out = o;
     return 0;
 }
+
+void veil_observer_set_rsa_identity(veil_observer *o, const veil_identity *id) { o->rsa = id; }
 
 void veil_observer_free(veil_observer *o)
 {
@@ -46,6 +55,7 @@ void veil_observer_free(veil_observer *o)
         veil_dir_clear(&o->d[i].keys);
         veil_buf_free(&o->d[i].pending);
     }
+    veil_hash_free(o->transcript);
     veil_memzero(o, sizeof(*o));
     free(o);
 }
@@ -78,6 +88,43 @@ static int fill_server_hello(const veil_server_hello *sh, veil_hello_info *hi)
     return veil_sha256(sh->identity, sh->identity_len, hi->fingerprint);
 }
 
+/* Service extension of a hello, for display: "" when absent or malformed. */
+static void fill_service(const uint8_t *ext, uint16_t ext_len, veil_hello_info *hi)
+{
+    const uint8_t *d;
+    uint16_t n;
+    if (veil_ext_find(ext, ext_len, VEIL_EXT_SERVICE, &d, &n) && n >= 1 && d[0] == n - 1 &&
+        d[0] <= VEIL_MAX_SERVICE_NAME) {
+        memcpy(hi->service, d + 1, d[0]);
+        hi->service[d[0]] = '\0';
+    }
+}
+
+/*
+ * RSA key transport with the server's private key (PROTOCOL.md §10.3): the
+ * premaster secret from the ClientKeyExchange and the transcript through it
+ * give both traffic secrets, exactly as the endpoints derive them.
+ */
+static void rsa_keys(veil_observer *o, const uint8_t *ct, size_t ct_len)
+{
+    uint8_t premaster[VEIL_SECRET_LEN], th[VEIL_HASH_LEN];
+    veil_schedule ks;
+    memset(&ks, 0, sizeof(ks));
+    if (o->rsa != NULL && veil_pkey_is_rsa(o->rsa->key) &&
+        veil_pkey_oaep_decrypt(o->rsa->key, ct, ct_len, premaster, sizeof(premaster)) == 0 &&
+        veil_hash_peek(o->transcript, th) == 0 &&
+        veil_schedule_handshake(&ks, premaster, sizeof(premaster), NULL, th) == 0 && veil_schedule_traffic(&ks, th) == 0 &&
+        veil_suite_supported(o->suite) && o->d[0].keys.cipher == NULL && o->d[1].keys.cipher == NULL) {
+        if (veil_dir_set_key(&o->d[0].keys, o->suite, 0, ks.c_ap) != 0 ||
+            veil_dir_set_key(&o->d[1].keys, o->suite, 0, ks.s_ap) != 0) {
+            veil_dir_clear(&o->d[0].keys);
+            veil_dir_clear(&o->d[1].keys);
+        }
+    }
+    veil_memzero(premaster, sizeof(premaster));
+    veil_schedule_wipe(&ks);
+}
+
 /* Parses readable content by record type; errors land in rec->parse_error. */
 static int parse_content(veil_observer *o, veil_observed_record *rec)
 {
@@ -91,11 +138,14 @@ static int parse_content(veil_observer *o, veil_observed_record *rec)
             return ret;
         rec->hs_body = body;
         rec->hs_body_len = body_len;
+        if ((ret = veil_hash_update(o->transcript, rec->content, rec->content_len)) != 0)
+            return ret;
         if (rec->hs_type == VEIL_HS_CLIENT_HELLO && rec->dir == VEIL_DIR_CLIENT_TO_SERVER) {
             veil_client_hello ch;
             if ((ret = veil_client_hello_decode(body, body_len, &ch)) != 0)
                 return ret;
             fill_client_hello(&ch, &rec->hello);
+            fill_service(ch.ext, ch.ext_len, &rec->hello);
             memcpy(o->client_random, ch.random, VEIL_RANDOM_LEN);
             o->have_ch = true;
         } else if (rec->hs_type == VEIL_HS_SERVER_HELLO && rec->dir == VEIL_DIR_SERVER_TO_CLIENT) {
@@ -103,8 +153,10 @@ static int parse_content(veil_observer *o, veil_observed_record *rec)
             if ((ret = veil_server_hello_decode(body, body_len, &sh)) != 0 ||
                 (ret = fill_server_hello(&sh, &rec->hello)) != 0)
                 return ret;
+            fill_service(sh.ext, sh.ext_len, &rec->hello);
             o->mode = sh.mode;
             o->suite = sh.suite;
+            o->group = sh.group;
             o->have_sh = true;
         } else if (rec->hs_type == VEIL_HS_SERVER_VERIFY) {
             veil_server_verify sv;
@@ -113,6 +165,15 @@ static int parse_content(veil_observer *o, veil_observed_record *rec)
             rec->sig_scheme = sv.scheme;
             rec->hs_body = sv.sig;
             rec->hs_body_len = sv.sig_len;
+        } else if (rec->hs_type == VEIL_HS_CLIENT_KEY_EXCHANGE && rec->dir == VEIL_DIR_CLIENT_TO_SERVER) {
+            const uint8_t *ct;
+            uint16_t ct_len;
+            if ((ret = veil_client_key_exchange_decode(body, body_len, &ct, &ct_len)) != 0)
+                return ret;
+            rec->hs_body = ct;
+            rec->hs_body_len = ct_len;
+            if (o->group == VEIL_GROUP_RSA_TRANSPORT && o->mode == VEIL_MODE_ENCRYPTED)
+                rsa_keys(o, ct, ct_len);
         } else if (rec->hs_type == VEIL_HS_FINISHED) {
             if ((ret = veil_finished_decode(body, body_len, &rec->hs_body)) != 0)
                 return ret;

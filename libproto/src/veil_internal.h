@@ -88,6 +88,8 @@ int veil_buf_u64(veil_buf *b, uint64_t v);
 #define VEIL_MAX_SHARES 8
 #define VEIL_HS_HEADER_LEN 4
 #define VEIL_X25519_LEN 32
+#define VEIL_AUTH_PROOF_LEN 32
+#define VEIL_SCRAM_MAX_ITERATIONS 10000000 /* a client refuses more: denial of service */
 #define VEIL_ED25519_SIG_LEN 64
 
 typedef struct veil_client_hello {
@@ -138,6 +140,11 @@ int veil_server_hello_encode(const veil_server_hello *sh, veil_buf *out);
 int veil_server_verify_encode(const veil_server_verify *sv, veil_buf *out);
 int veil_finished_encode(const uint8_t verify_data[VEIL_HASH_LEN], veil_buf *out);
 
+int veil_client_key_exchange_decode(const uint8_t *body, size_t len, const uint8_t **ct, uint16_t *ct_len);
+int veil_client_key_exchange_encode(const uint8_t *ct, size_t ct_len, veil_buf *out);
+/* Finds an extension in a well-formed extensions block. */
+bool veil_ext_find(const uint8_t *ext, size_t len, uint16_t type, const uint8_t **data, uint16_t *data_len);
+
 /* Application message content (PROTOCOL.md §7). */
 int veil_message_decode(const uint8_t *content, size_t len, uint8_t *kind, uint64_t *ts,
                         const uint8_t **data, size_t *data_len);
@@ -161,10 +168,20 @@ int veil_hkdf_extract(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, 
 int veil_hkdf_expand(const uint8_t *prk, const uint8_t *info, size_t info_len, uint8_t *out,
                      size_t out_len);
 
+int veil_pbkdf2_sha256(const uint8_t *pw, size_t pw_len, const uint8_t *salt, size_t salt_len, uint32_t iterations,
+                       uint8_t *out, size_t out_len);
+
 /* X25519 */
 int veil_x25519_public(const uint8_t priv[VEIL_X25519_LEN], uint8_t pub[VEIL_X25519_LEN]);
 int veil_x25519_derive(const uint8_t priv[VEIL_X25519_LEN], const uint8_t peer[VEIL_X25519_LEN],
                        uint8_t shared[VEIL_X25519_LEN]);
+
+/* FFDHE-2048 (RFC 7919): 32-byte private exponent, 256-byte public values and secret. */
+#define VEIL_FFDHE_PRIV_LEN 32
+#define VEIL_FFDHE_LEN 256
+int veil_ffdhe_public(const uint8_t priv[VEIL_FFDHE_PRIV_LEN], uint8_t pub[VEIL_FFDHE_LEN]);
+int veil_ffdhe_derive(const uint8_t priv[VEIL_FFDHE_PRIV_LEN], const uint8_t pub[VEIL_FFDHE_LEN],
+                      const uint8_t peer[VEIL_FFDHE_LEN], uint8_t shared[VEIL_FFDHE_LEN]);
 
 /* Identity keys: an opaque handle to an OpenSSL EVP_PKEY. */
 typedef struct veil_pkey veil_pkey;
@@ -176,6 +193,14 @@ int veil_pkey_public_pem(const veil_pkey *k, veil_buf *out);
 int veil_pkey_spki(const veil_pkey *k, veil_buf *out);
 int veil_pkey_from_spki(const uint8_t *der, size_t len, veil_pkey **out);
 bool veil_pkey_is_ed25519(const veil_pkey *k);
+bool veil_pkey_is_rsa(const veil_pkey *k);
+int veil_pkey_bits(const veil_pkey *k);
+int veil_pkey_rsa_generate(unsigned bits, veil_pkey **out);
+/* RSA-OAEP with SHA-256 and MGF1-SHA-256, empty label (PROTOCOL.md §4.11). */
+int veil_pkey_oaep_encrypt(const veil_pkey *k, const uint8_t *in, size_t in_len, veil_buf *out);
+/* Exactly out_len bytes of plaintext or decrypt_error. */
+int veil_pkey_oaep_decrypt(const veil_pkey *k, const uint8_t *in, size_t in_len, uint8_t *out,
+                           size_t out_len) VEIL_MUST_CHECK;
 int veil_pkey_sign(const veil_pkey *k, const uint8_t *msg, size_t len, veil_buf *sig);
 /* 0 if the signature verifies, VEIL_ERR_CRYPTO otherwise. */
 int veil_pkey_verify(const veil_pkey *k, const uint8_t *msg, size_t len, const uint8_t *sig,
@@ -221,9 +246,10 @@ typedef struct veil_schedule {
     uint8_t s_ap[VEIL_SECRET_LEN];
 } veil_schedule;
 
-/* hs and both finished keys from the shared secret and H(CH||SH). */
-int veil_schedule_handshake(veil_schedule *ks, const uint8_t *ikm, size_t ikm_len,
-                            const uint8_t th1[VEIL_HASH_LEN]);
+/* hs = HKDF-Extract(salt = psk or 0^32, ikm) and both finished keys from the
+ * handshake context th_hs (PROTOCOL.md §5). */
+int veil_schedule_handshake(veil_schedule *ks, const uint8_t *ikm, size_t ikm_len, const uint8_t *psk,
+                            const uint8_t th_hs[VEIL_HASH_LEN]);
 /* c_ap_0 and s_ap_0 from H(CH||SH||SV||SF); wipes hs. */
 int veil_schedule_traffic(veil_schedule *ks, const uint8_t th2[VEIL_HASH_LEN]);
 /* S_{n+1} = Expand-Label(S_n, "upd", "", 32), in place. */

@@ -81,9 +81,39 @@ static int ep_verify(void *user, const uint8_t fp[VEIL_FINGERPRINT_LEN], const u
     return e->pin && memcmp(fp, e->pinned, VEIL_FINGERPRINT_LEN) != 0 ? -1 : 0;
 }
 
+static int ep_lookup_user(void *user, const char *name, veil_user_verifier *v)
+{
+    endpoint *e = user;
+    for (int i = 0; i < e->n_users; i++)
+        if (strcmp(e->user_names[i], name) == 0) {
+            *v = e->verifiers[i];
+            return 0;
+        }
+    return -1;
+}
+
+static int ep_lookup_psk(void *user, const char *id, uint8_t psk[VEIL_PSK_LEN])
+{
+    endpoint *e = user;
+    for (int i = 0; i < e->n_psks; i++)
+        if (strcmp(e->psk_ids[i], id) == 0) {
+            memcpy(psk, e->psks[i], VEIL_PSK_LEN);
+            return 0;
+        }
+    return -1;
+}
+
+static const uint8_t decoy_key[32] = {1, 2, 3};
+
 static void ep_new(endpoint *e, const veil_config *cfg, const char *rng_label)
 {
-    veil_callbacks cb = {ep_random, ep_keylog, ep_event, ep_verify, e};
+    veil_callbacks cb = {.random = ep_random,
+                         .keylog = ep_keylog,
+                         .on_event = ep_event,
+                         .verify_identity = ep_verify,
+                         .lookup_user = cfg->role == VEIL_ROLE_SERVER ? ep_lookup_user : NULL,
+                         .lookup_psk = cfg->role == VEIL_ROLE_SERVER ? ep_lookup_psk : NULL,
+                         .user = e};
     test_rng_init(&e->rng, rng_label);
     veil_buf_init(&e->out);
     assert_int_equal(veil_conn_new(cfg, &cb, 0, &e->conn), 0);
@@ -100,6 +130,13 @@ veil_identity *test_identity(const char *label)
 
 static uint16_t one_suite[1];
 uint64_t test_rekey_records;
+const char *test_user, *test_password;
+const uint8_t *test_psk;
+const char *test_psk_identity;
+int test_require_user, test_require_psk;
+const uint16_t *test_groups;
+size_t test_n_groups;
+const char *test_service;
 
 void endpoint_client(endpoint *e, uint8_t mode, uint16_t suite, const char *rng_label)
 {
@@ -107,7 +144,15 @@ void endpoint_client(endpoint *e, uint8_t mode, uint16_t suite, const char *rng_
     memset(e, 0, sizeof(*e));
     veil_config_init(&cfg, VEIL_ROLE_CLIENT);
     cfg.modes = mode;
+    cfg.user_name = test_user;
+    cfg.password = test_password;
+    cfg.password_len = test_password != NULL ? strlen(test_password) : 0;
+    cfg.psk = test_psk;
+    cfg.psk_identity = test_psk_identity;
     cfg.rekey_records = test_rekey_records;
+    cfg.groups = test_groups;
+    cfg.n_groups = test_n_groups;
+    cfg.service = test_service;
     if (suite != 0) {
         one_suite[0] = suite;
         cfg.suites = one_suite;
@@ -123,7 +168,13 @@ void endpoint_server(endpoint *e, uint8_t modes, const veil_identity *id, const 
     veil_config_init(&cfg, VEIL_ROLE_SERVER);
     cfg.modes = modes;
     cfg.identity = id;
+    cfg.decoy_key = decoy_key;
+    cfg.require_user = test_require_user;
+    cfg.require_psk = test_require_psk;
     cfg.rekey_records = test_rekey_records;
+    cfg.groups = test_groups;
+    cfg.n_groups = test_n_groups;
+    cfg.service = test_service;
     ep_new(e, &cfg, rng_label);
 }
 

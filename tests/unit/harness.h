@@ -43,13 +43,32 @@ typedef struct endpoint {
     bool pin;
     uint8_t pinned[VEIL_FINGERPRINT_LEN];
     int err; /* first error from feed */
+    /* server: the users it knows (lookup_user) and the PSKs (lookup_psk) */
+    const char *user_names[4];
+    veil_user_verifier verifiers[4];
+    int n_users;
+    const char *psk_ids[4];
+    uint8_t psks[4][VEIL_PSK_LEN];
+    int n_psks;
 } endpoint;
+
+/* Client credentials and server policy for endpoints created after they are set. */
+extern const char *test_user, *test_password;
+extern const uint8_t *test_psk;
+extern const char *test_psk_identity;
+extern int test_require_user, test_require_psk;
 
 /* Rekey threshold applied to endpoints created after it is set (0 = default). */
 extern uint64_t test_rekey_records;
 
 /* Fixed server identity made from a fixed seed. */
 veil_identity *test_identity(const char *label);
+
+/* Groups offered/accepted and service for endpoints created after they are set
+ * (NULL = defaults). */
+extern const uint16_t *test_groups;
+extern size_t test_n_groups;
+extern const char *test_service;
 
 /* Client endpoint; suite 0 = offer all. */
 void endpoint_client(endpoint *e, uint8_t mode, uint16_t suite, const char *rng_label);

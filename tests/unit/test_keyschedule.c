@@ -75,7 +75,7 @@ static void test_schedule_tree(void **st)
     memset(ikm, 7, sizeof(ikm));
     memset(th1, 1, sizeof(th1));
     memset(th2, 2, sizeof(th2));
-    assert_int_equal(veil_schedule_handshake(&ks, ikm, 32, th1), 0);
+    assert_int_equal(veil_schedule_handshake(&ks, ikm, 32, NULL, th1), 0);
     assert_int_equal(veil_hkdf_extract(zero, 32, ikm, 32, hs), 0);
     assert_memory_equal(ks.hs, hs, 32);
     assert_int_equal(veil_expand_label(hs, "c hs", th1, 32, x, 32), 0);

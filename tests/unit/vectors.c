@@ -69,19 +69,29 @@ static const char *record_name(const uint8_t *rec)
 
 /* Recomputes the schedule from raw inputs with HKDF alone and prints it. */
 static void schedule(const uint8_t c_rand[32], const uint8_t c_eph[32], const uint8_t s_eph[32], const test_wire *w,
-                     uint16_t suite, const endpoint *c)
+                     uint16_t suite, uint16_t group, const endpoint *c)
 {
-    uint8_t s_pub[32], shared[32], shared2[32], c_pub[32];
+    uint8_t s_pub[VEIL_FFDHE_LEN], shared[VEIL_FFDHE_LEN], shared2[VEIL_FFDHE_LEN], c_pub[VEIL_FFDHE_LEN];
+    size_t n = group == VEIL_GROUP_FFDHE2048 ? VEIL_FFDHE_LEN : VEIL_X25519_LEN;
     veil_hash_ctx *h;
     uint8_t th1[32], th2[32], hs[32], c_hs[32], s_hs[32], cfk[32], sfk[32], c_ap[32], s_ap[32];
     uint8_t zero[32] = {0};
 
-    assert_int_equal(veil_x25519_public(c_eph, c_pub), 0);
-    assert_int_equal(veil_x25519_public(s_eph, s_pub), 0);
-    assert_int_equal(veil_x25519_derive(c_eph, s_pub, shared), 0);
-    assert_int_equal(veil_x25519_derive(s_eph, c_pub, shared2), 0);
-    assert_memory_equal(shared, shared2, 32);
-    hexline("X25519 shared secret", shared, 32);
+    if (group == VEIL_GROUP_FFDHE2048) {
+        assert_int_equal(veil_ffdhe_public(c_eph, c_pub), 0);
+        assert_int_equal(veil_ffdhe_public(s_eph, s_pub), 0);
+        assert_int_equal(veil_ffdhe_derive(c_eph, c_pub, s_pub, shared), 0);
+        assert_int_equal(veil_ffdhe_derive(s_eph, s_pub, c_pub, shared2), 0);
+        assert_memory_equal(shared, shared2, n);
+        hexblock("FFDHE-2048 shared secret g^xy mod p", shared, n);
+    } else {
+        assert_int_equal(veil_x25519_public(c_eph, c_pub), 0);
+        assert_int_equal(veil_x25519_public(s_eph, s_pub), 0);
+        assert_int_equal(veil_x25519_derive(c_eph, s_pub, shared), 0);
+        assert_int_equal(veil_x25519_derive(s_eph, c_pub, shared2), 0);
+        assert_memory_equal(shared, shared2, n);
+        hexline("X25519 shared secret", shared, n);
+    }
 
     /* Transcript: handshake messages are the contents of records 0..3 (CH, SH, SV, SF). */
     assert_int_equal(veil_hash_new(&h), 0);
@@ -95,7 +105,7 @@ static void schedule(const uint8_t c_rand[32], const uint8_t c_eph[32], const ui
     hexline("th1 = H(CH||SH)", th1, 32);
     hexline("th2 = H(CH||SH||SV||SF)", th2, 32);
 
-    assert_int_equal(veil_hkdf_extract(zero, 32, shared, 32, hs), 0);
+    assert_int_equal(veil_hkdf_extract(zero, 32, shared, n, hs), 0);
     hexline("hs = HKDF-Extract(0^32, shared)", hs, 32);
     assert_int_equal(veil_expand_label(hs, "c hs", th1, 32, c_hs, 32), 0);
     assert_int_equal(veil_expand_label(hs, "s hs", th1, 32, s_hs, 32), 0);
@@ -158,14 +168,18 @@ static void schedule(const uint8_t c_rand[32], const uint8_t c_eph[32], const ui
 }
 
 /* One session: handshake, "hello, veil" from the client, an ack, close both ways. */
-static void session(uint16_t suite, uint8_t mode, const char *title, bool full)
+static void session(uint16_t suite, uint16_t group, uint8_t mode, const char *title, bool full)
 {
     static test_wire w;
     endpoint c, s;
     veil_identity *id = test_identity("identity");
     memset(&w, 0, sizeof(w));
+    test_groups = &group;
+    test_n_groups = 1;
     endpoint_client(&c, mode, suite, "client");
     endpoint_server(&s, VEIL_MODE_ENCRYPTED | VEIL_MODE_PLAINTEXT, id, "server");
+    test_groups = NULL;
+    test_n_groups = 0;
     assert_int_equal(veil_conn_start(c.conn, &c.out), 0);
     pump(&c, &s, test_capture, &w);
     assert_true(c.done && s.done);
@@ -201,14 +215,14 @@ static void session(uint16_t suite, uint8_t mode, const char *title, bool full)
         veil_identity_fingerprint(id, fp);
         hexline("server identity fingerprint = SHA-256(SPKI DER)", fp, 32);
         hexline("client random", c_rand, 32);
-        hexline("client X25519 private key", c_eph, 32);
+        hexline(group == VEIL_GROUP_FFDHE2048 ? "client FFDHE-2048 private exponent" : "client X25519 private key", c_eph, 32);
         hexline("server random", s_rand, 32);
-        hexline("server X25519 private key", s_eph, 32);
+        hexline(group == VEIL_GROUP_FFDHE2048 ? "server FFDHE-2048 private exponent" : "server X25519 private key", s_eph, 32);
         out("- message: kind text, timestamp 1700000000000 ms, payload \"hello, veil\"; ack \"ok\" at 1700000000001\n");
         if (veil_suite_is_cbc(suite))
             out("- The CBC suite also draws each record's IV from the sending side's stream.\n");
         out("\nKey schedule (§5):\n\n");
-        schedule(c_rand, c_eph, s_eph, &w, suite, &c);
+        schedule(c_rand, c_eph, s_eph, &w, suite, group, &c);
     }
     out("\nRecords on the wire, in order (C = client to server, S = server to client):\n\n");
     for (int i = 0; i < w.n; i++) {
@@ -255,10 +269,12 @@ static void generate(void)
     out("The deterministic RNG used here: a side's random stream is SHA-256(label || u32 counter)\n"
         "for counter = 0, 1, ..., where label is the side's name (\"client\", \"server\",\n"
         "\"identity\") zero-padded to 16 bytes. Every record below can be reproduced from the inputs.\n");
-    session(VEIL_SUITE_AES_256_GCM_SHA256, VEIL_MODE_ENCRYPTED, "12.1 Encrypted session, AES_256_GCM_SHA256", true);
-    session(VEIL_SUITE_CHACHA20_POLY1305_SHA256, VEIL_MODE_ENCRYPTED, "12.2 Encrypted session, CHACHA20_POLY1305_SHA256", true);
-    session(VEIL_SUITE_AES_256_CBC_HMAC_SHA256, VEIL_MODE_ENCRYPTED, "12.3 Encrypted session, AES_256_CBC_HMAC_SHA256", true);
-    session(0, VEIL_MODE_PLAINTEXT, "12.4 Plaintext session", false);
+    const uint16_t x = VEIL_GROUP_X25519, ff = VEIL_GROUP_FFDHE2048;
+    session(VEIL_SUITE_AES_256_GCM_SHA256, x, VEIL_MODE_ENCRYPTED, "12.1 Encrypted session, AES_256_GCM_SHA256", true);
+    session(VEIL_SUITE_CHACHA20_POLY1305_SHA256, x, VEIL_MODE_ENCRYPTED, "12.2 Encrypted session, CHACHA20_POLY1305_SHA256", true);
+    session(VEIL_SUITE_AES_256_CBC_HMAC_SHA256, x, VEIL_MODE_ENCRYPTED, "12.3 Encrypted session, AES_256_CBC_HMAC_SHA256", true);
+    session(0, x, VEIL_MODE_PLAINTEXT, "12.4 Plaintext session", false);
+    session(VEIL_SUITE_AES_256_GCM_SHA256, ff, VEIL_MODE_ENCRYPTED, "12.5 Encrypted session over FFDHE-2048, AES_256_GCM_SHA256", true);
     out(END_MARK "\n");
 }
 

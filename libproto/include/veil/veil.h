@@ -70,7 +70,20 @@ enum {
     VEIL_HS_SERVER_HELLO = 0x02,
     VEIL_HS_SERVER_VERIFY = 0x03,
     VEIL_HS_FINISHED = 0x04,
+    VEIL_HS_CLIENT_KEY_EXCHANGE = 0x05, /* RSA key transport only */
+    VEIL_HS_CLIENT_AUTH = 0x06,         /* user authentication: the client's proof */
+    VEIL_HS_SERVER_AUTH = 0x07,         /* user authentication: the server's proof */
 };
+
+/* Handshake extensions (PROTOCOL.md §4.12) */
+enum {
+    VEIL_EXT_SERVICE = 0x0001,
+    VEIL_EXT_USER = 0x0002,         /* ClientHello: user name; ServerHello: salt, iterations */
+    VEIL_EXT_PSK_IDENTITY = 0x0003, /* ClientHello: whose pre-shared key */
+};
+#define VEIL_MAX_USER_NAME 64
+#define VEIL_MAX_SERVICE_NAME 32
+#define VEIL_DEFAULT_SERVICE "msg"
 
 /* Modes (PROTOCOL.md §4.1) */
 #define VEIL_MODE_ENCRYPTED 0x01
@@ -87,11 +100,14 @@ enum {
 /* Key-exchange groups (PROTOCOL.md §4.1) */
 enum {
     VEIL_GROUP_X25519 = 0x0001,
+    VEIL_GROUP_FFDHE2048 = 0x0002,        /* RFC 7919 classic Diffie-Hellman */
+    VEIL_GROUP_RSA_TRANSPORT = 0x0100,    /* RSA-OAEP key transport: no forward secrecy */
 };
 
 /* Signature schemes (PROTOCOL.md §4.4) */
 enum {
     VEIL_SIG_ED25519 = 0x0001,
+    VEIL_SIG_RSA_PSS_SHA256 = 0x0002,
 };
 
 /* Application message kinds (PROTOCOL.md §7) */
@@ -117,6 +133,8 @@ enum {
     VEIL_ALERT_PROTOCOL_VERSION = 70,
     VEIL_ALERT_PLAINTEXT_REFUSED = 71,
     VEIL_ALERT_BAD_SEQUENCE = 72,
+    VEIL_ALERT_UNKNOWN_SERVICE = 73,
+    VEIL_ALERT_AUTH_FAILED = 74, /* unknown user, wrong password, unknown or wrong PSK: one code */
     VEIL_ALERT_INTERNAL_ERROR = 80,
     VEIL_ALERT_TIMEOUT = 90,
     VEIL_ALERT_SERVER_BUSY = 91,
@@ -152,7 +170,8 @@ const char *veil_strerror(int err);
 const char *veil_alert_name(int code);
 const char *veil_suite_name(uint16_t suite);   /* "AES_256_GCM_SHA256", ... */
 int veil_suite_from_name(const char *name, uint16_t *suite); /* 0 or INVALID_ARG */
-const char *veil_group_name(uint16_t group);
+const char *veil_group_name(uint16_t group); /* "X25519", "FFDHE2048", "RSA_TRANSPORT" */
+int veil_group_from_name(const char *name, uint16_t *group); /* also "ffdhe-2048", "rsa" */
 const char *veil_sig_name(uint16_t scheme);
 const char *veil_record_type_name(uint8_t type);
 const char *veil_hs_type_name(uint8_t type);
@@ -209,10 +228,18 @@ void veil_header_encode(const veil_header *h, uint8_t out[VEIL_HEADER_LEN]);
 
 typedef struct veil_identity veil_identity;
 
-/* Makes a new identity with the RNG callback (32 bytes of seed). */
+/* Makes a new Ed25519 identity with the RNG callback (32 bytes of seed). */
 int veil_identity_generate(int (*rng)(void *user, uint8_t *out, size_t len), void *user,
                            veil_identity **out) VEIL_MUST_CHECK;
-/* Parses a PKCS#8 PEM private key held in memory. */
+/*
+ * Makes a new RSA identity of the given size (2048..8192 bits; 3072 is the
+ * default of veil-keygen).  RSA key generation draws from OpenSSL's DRBG, not
+ * from an RNG callback (docs/DESIGN.md).
+ */
+int veil_identity_generate_rsa(unsigned bits, veil_identity **out) VEIL_MUST_CHECK;
+/* "Ed25519" or "RSA-<bits>". */
+const char *veil_identity_algorithm(const veil_identity *id);
+/* Parses a PKCS#8 PEM private key (Ed25519, or RSA of 2048 bits or more) held in memory. */
 int veil_identity_from_pem(const char *pem, size_t len, veil_identity **out) VEIL_MUST_CHECK;
 /* Writes the private key as PKCS#8 PEM into out (caller wipes and frees). */
 int veil_identity_to_pem(const veil_identity *id, veil_buf *out) VEIL_MUST_CHECK;
@@ -227,6 +254,31 @@ void veil_identity_free(veil_identity *id);
 void veil_fingerprint_hex(const uint8_t fp[VEIL_FINGERPRINT_LEN], char out[VEIL_FINGERPRINT_HEX_LEN]);
 /* Accepts 64 hex digits, optionally with ':' separators and a "sha256:" prefix. */
 int veil_fingerprint_parse(const char *text, uint8_t fp[VEIL_FINGERPRINT_LEN]) VEIL_MUST_CHECK;
+
+/* ------------------------------------------------------------------------ */
+/* User authentication (PROTOCOL.md §4.13): SCRAM-SHA-256 style verifiers   */
+
+#define VEIL_SCRAM_SALT_LEN 16
+#define VEIL_SCRAM_MIN_ITERATIONS 4096
+#define VEIL_SCRAM_DEFAULT_ITERATIONS 100000
+
+/* What a server stores per user: never the password. */
+typedef struct veil_user_verifier {
+    uint8_t salt[VEIL_SCRAM_SALT_LEN];
+    uint32_t iterations;
+    uint8_t stored_key[32]; /* H(HMAC(SaltedPassword, "Client Key")) */
+    uint8_t server_key[32]; /* HMAC(SaltedPassword, "Server Key") */
+} veil_user_verifier;
+
+/* SaltedPassword = PBKDF2-HMAC-SHA256(password, salt, iterations); derives the verifier. */
+int veil_user_verifier_make(const char *password, size_t password_len, const uint8_t salt[VEIL_SCRAM_SALT_LEN],
+                            uint32_t iterations, veil_user_verifier *out) VEIL_MUST_CHECK;
+
+/* Pre-shared keys (PROTOCOL.md §4.14): a shared secret stretched with
+ * PBKDF2-HMAC-SHA256 (salt "veil psk v1", VEIL_PSK_ITERATIONS) into 32 bytes. */
+#define VEIL_PSK_LEN 32
+#define VEIL_PSK_ITERATIONS 100000
+int veil_psk_stretch(const char *secret, size_t secret_len, uint8_t psk[VEIL_PSK_LEN]) VEIL_MUST_CHECK;
 
 /* ------------------------------------------------------------------------ */
 /* Connections                                                              */
@@ -267,6 +319,15 @@ typedef struct veil_callbacks {
      */
     int (*verify_identity)(void *user, const uint8_t fp[VEIL_FINGERPRINT_LEN], const uint8_t *spki,
                            size_t spki_len);
+    /*
+     * Server only, for user authentication: fills *v for the user name and
+     * returns 0, or returns non-zero when there is no such user (the server
+     * then answers with a decoy salt so the two cases look alike, and the
+     * proof fails with auth_failed).  NULL: clients that name a user are refused.
+     */
+    int (*lookup_user)(void *user, const char *name, veil_user_verifier *v);
+    /* Server only, for PSK mode: fills psk for the identity and returns 0, or non-zero if unknown. */
+    int (*lookup_psk)(void *user, const char *identity, uint8_t psk[VEIL_PSK_LEN]);
     void *user;
 } veil_callbacks;
 
@@ -285,6 +346,29 @@ typedef struct veil_config {
     uint64_t rekey_bytes;
     /* Handshake must complete within this many ms of veil_conn_new (0 = 10000). */
     uint64_t handshake_timeout_ms;
+    /* Key-exchange groups in preference order (client: offered; server: accepted).
+       NULL = client offers X25519 only; server accepts X25519, FFDHE-2048, and RSA
+       transport when its identity is an RSA key. */
+    const uint16_t *groups;
+    size_t n_groups;
+    /* Client: the service asked for (NULL = "msg").  Server: comma-separated
+       services it offers (NULL = "msg"); another is refused with unknown_service. */
+    const char *service;
+    /* Client, user authentication: name and password (borrowed; NULL = none). */
+    const char *user_name;
+    const char *password;
+    size_t password_len;
+    /* Server: 32 secret bytes from which decoy salts for unknown users are derived
+       (borrowed; required when lookup_user is set, so the decoy is stable per name). */
+    const uint8_t *decoy_key;
+    /* Server: refuse clients that do not authenticate as a user (auth_failed). */
+    int require_user;
+    /* PSK mode: the stretched pre-shared key mixed into the key schedule.  Client:
+       psk and psk_identity (the name the server looks the key up by).  Server: set
+       require_psk to refuse clients without one; keys come from lookup_psk. */
+    const uint8_t *psk;
+    const char *psk_identity;
+    int require_psk;
 } veil_config;
 
 typedef struct veil_conn veil_conn;
@@ -332,8 +416,15 @@ int veil_conn_is_closed(const veil_conn *c);
 uint8_t veil_conn_mode(const veil_conn *c);
 uint16_t veil_conn_suite(const veil_conn *c);
 uint16_t veil_conn_group(const veil_conn *c);
+/* The negotiated service name (after the ClientHello on a server, the ServerHello on a client). */
+const char *veil_conn_service(const veil_conn *c);
 /* Peer's identity fingerprint (client side, after ServerHello); 0 or VEIL_ERR_STATE. */
 int veil_conn_peer_fingerprint(const veil_conn *c, uint8_t fp[VEIL_FINGERPRINT_LEN]);
+/* The authenticated user name (server: once ClientAuth verified; client: once
+ * ServerAuth verified), or NULL. */
+const char *veil_conn_user(const veil_conn *c);
+/* The PSK identity both sides proved (after the handshake), or NULL. */
+const char *veil_conn_psk_identity(const veil_conn *c);
 /* Alert received from the peer, or -1. */
 int veil_conn_peer_alert(const veil_conn *c);
 
@@ -396,6 +487,7 @@ typedef struct veil_hello_info {
     const uint8_t *identity_spki; /* ServerHello only */
     size_t identity_spki_len;
     uint8_t fingerprint[VEIL_FINGERPRINT_LEN]; /* ServerHello only */
+    char service[VEIL_MAX_SERVICE_NAME + 1];  /* "" when the extension is absent */
 } veil_hello_info;
 
 typedef struct veil_observed_record {
@@ -429,6 +521,12 @@ typedef struct veil_observer veil_observer;
 
 /* keys may be NULL (headers only) and is borrowed; it can be filled later. */
 int veil_observer_new(const veil_keylog *keys, veil_observer **out) VEIL_MUST_CHECK;
+/*
+ * Gives the observer the server's RSA private key (borrowed): an RSA
+ * key-transport session is then decrypted from the capture alone, without a
+ * keylog, which is exactly why that mode has no forward secrecy.
+ */
+void veil_observer_set_rsa_identity(veil_observer *o, const veil_identity *id);
 void veil_observer_free(veil_observer *o);
 
 /*
