@@ -171,6 +171,32 @@ bool veil_ext_find(const uint8_t *ext, size_t len, uint16_t type, const uint8_t 
     return false;
 }
 
+int veil_client_verify_decode(const uint8_t *body, size_t len, veil_client_verify *cv)
+{
+    veil_reader r;
+    veil_rd_init(&r, body, len);
+    cv->spki_len = veil_rd_u16(&r);
+    cv->spki = veil_rd_bytes(&r, cv->spki_len);
+    cv->scheme = veil_rd_u16(&r);
+    cv->sig_len = veil_rd_u16(&r);
+    cv->sig = veil_rd_bytes(&r, cv->sig_len);
+    return veil_rd_done(&r) ? 0 : VEIL_PERR(VEIL_ALERT_DECODE_ERROR);
+}
+
+int veil_client_verify_encode(const veil_client_verify *cv, veil_buf *out)
+{
+    size_t mark;
+    int ret = hs_begin(out, VEIL_HS_CLIENT_VERIFY, &mark);
+    ret |= veil_buf_u16(out, cv->spki_len);
+    ret |= veil_buf_append(out, cv->spki, cv->spki_len);
+    ret |= veil_buf_u16(out, cv->scheme);
+    ret |= veil_buf_u16(out, cv->sig_len);
+    ret |= veil_buf_append(out, cv->sig, cv->sig_len);
+    if (ret != 0)
+        return VEIL_ERR_NOMEM;
+    return hs_end(out, mark);
+}
+
 /* ClientKeyExchange body, PROTOCOL.md §4.11: u16 len, RSA-OAEP ciphertext */
 int veil_client_key_exchange_decode(const uint8_t *body, size_t len, const uint8_t **ct, uint16_t *ct_len)
 {

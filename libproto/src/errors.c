@@ -183,6 +183,7 @@ const char *veil_hs_type_name(uint8_t type)
     case VEIL_HS_CLIENT_KEY_EXCHANGE: return "ClientKeyExchange";
     case VEIL_HS_CLIENT_AUTH: return "ClientAuth";
     case VEIL_HS_SERVER_AUTH: return "ServerAuth";
+    case VEIL_HS_CLIENT_VERIFY: return "ClientVerify";
     default: return "unknown";
     }
 }

@@ -74,6 +74,9 @@ struct veil_conn {
     uint8_t auth_th[VEIL_HASH_LEN]; /* AuthMessage = H(transcript through client Finished) */
     uint8_t decoy_key[32];
     bool have_decoy_key;
+    /* client signatures (PROTOCOL.md §4.15) */
+    const veil_identity *client_id;
+    bool client_sig, require_client_id, got_cv;
     /* PSK mode (PROTOCOL.md §4.14) */
     bool psk_mode, require_psk;
     char psk_id[VEIL_MAX_USER_NAME + 1];
@@ -212,6 +215,11 @@ int veil_conn_new(const veil_config *cfg, const veil_callbacks *cb, uint64_t now
         c->have_decoy_key = true;
     }
     c->require_user = cfg->require_user != 0;
+    c->require_client_id = cfg->require_client_identity != 0;
+    if (cfg->role == VEIL_ROLE_CLIENT && cfg->client_identity != NULL) {
+        c->client_id = cfg->client_identity;
+        c->client_sig = true;
+    }
     c->require_psk = cfg->require_psk != 0;
     memcpy(c->groups, groups, n_groups * sizeof(groups[0]));
     c->n_groups = (uint8_t)n_groups;
@@ -444,6 +452,8 @@ int veil_conn_start(veil_conn *c, veil_buf *out)
         ret = name_ext_append(&ext, VEIL_EXT_USER, c->user);
     if (ret == 0 && c->psk_mode)
         ret = name_ext_append(&ext, VEIL_EXT_PSK_IDENTITY, c->psk_id);
+    if (ret == 0 && c->client_sig)
+        ret = ext_append(&ext, VEIL_EXT_CLIENT_IDENTITY, NULL, 0);
     ch.ext = ext.base;
     ch.ext_len = (uint16_t)ext.len;
     if (ret == 0 && (ret = veil_client_hello_encode(&ch, &c->msg)) == 0 && (ret = send_handshake(c, out)) == 0)
@@ -531,6 +541,13 @@ static int server_auth_setup(veil_conn *c, const veil_client_hello *ch)
     } else if (c->require_psk) {
         return refuse;
     }
+    const uint8_t *d;
+    uint16_t n;
+    c->client_sig = veil_ext_find(ch->ext, ch->ext_len, VEIL_EXT_CLIENT_IDENTITY, &d, &n);
+    if (c->client_sig && n != 0)
+        return VEIL_PERR(VEIL_ALERT_DECODE_ERROR);
+    if (!c->client_sig && c->require_client_id)
+        return VEIL_PERR(VEIL_ALERT_UNTRUSTED_IDENTITY);
     return 0;
 }
 
@@ -637,6 +654,8 @@ static int server_on_client_hello(veil_conn *c, const uint8_t *msg, size_t msg_l
     }
     if (c->psk_mode && (ret = ext_append(&ext, VEIL_EXT_PSK_IDENTITY, NULL, 0)) != 0)
         goto Exit;
+    if (c->client_sig && (ret = ext_append(&ext, VEIL_EXT_CLIENT_IDENTITY, NULL, 0)) != 0)
+        goto Exit;
     sh.ext = ext.base;
     sh.ext_len = (uint16_t)ext.len;
     if ((ret = veil_server_hello_encode(&sh, &c->msg)) != 0 || (ret = send_handshake(c, out)) != 0 ||
@@ -710,6 +729,39 @@ static int server_on_finished(veil_conn *c, const uint8_t *msg, size_t msg_len, 
     return connected(c);
 }
 
+/* Server: ClientVerify in (before the client Finished): the client proves its key. */
+static int server_on_client_verify(veil_conn *c, const uint8_t *msg, size_t msg_len, const uint8_t *body,
+                                   size_t body_len)
+{
+    veil_client_verify cv;
+    veil_pkey *key = NULL;
+    uint8_t th[VEIL_HASH_LEN], sig_msg[VEIL_SIG_MSG_LEN];
+    int ret = veil_client_verify_decode(body, body_len, &cv);
+    if (ret != 0)
+        return ret;
+    if (veil_pkey_from_spki(cv.spki, cv.spki_len, &key) != 0)
+        return VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
+    ret = VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
+    if (!(veil_pkey_is_ed25519(key) || (veil_pkey_is_rsa(key) && veil_pkey_bits(key) >= 2048)) ||
+        cv.scheme != (veil_pkey_is_rsa(key) ? VEIL_SIG_RSA_PSS_SHA256 : VEIL_SIG_ED25519))
+        goto Exit;
+    if ((ret = veil_hash_peek(c->transcript, th)) != 0 || (ret = veil_sha256(cv.spki, cv.spki_len, c->peer_fp)) != 0)
+        goto Exit;
+    veil_client_sig_message(th, sig_msg);
+    ret = VEIL_PERR(VEIL_ALERT_DECRYPT_ERROR);
+    if (veil_pkey_verify(key, sig_msg, sizeof(sig_msg), cv.sig, cv.sig_len) != 0)
+        goto Exit;
+    ret = VEIL_PERR(VEIL_ALERT_UNTRUSTED_IDENTITY);
+    if (c->cb.verify_identity != NULL && c->cb.verify_identity(c->cb.user, c->peer_fp, cv.spki, cv.spki_len) != 0)
+        goto Exit;
+    c->have_peer_fp = true;
+    c->got_cv = true;
+    ret = veil_hash_update(c->transcript, msg, msg_len);
+Exit:
+    veil_pkey_free(key);
+    return ret;
+}
+
 /* SCRAM: ClientSignature = HMAC(StoredKey, AuthMessage); proof = ClientKey XOR it. */
 static int client_signature(const veil_conn *c, uint8_t sig[VEIL_HASH_LEN])
 {
@@ -781,6 +833,9 @@ static int client_auth_params(veil_conn *c, const veil_server_hello *sh)
     }
     bool has_psk = veil_ext_find(sh->ext, sh->ext_len, VEIL_EXT_PSK_IDENTITY, &d, &n);
     if (has_psk != c->psk_mode || (has_psk && n != 0))
+        return VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
+    bool has_cid = veil_ext_find(sh->ext, sh->ext_len, VEIL_EXT_CLIENT_IDENTITY, &d, &n);
+    if (has_cid != c->client_sig || (has_cid && n != 0))
         return VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
     return 0;
 }
@@ -878,14 +933,38 @@ static int client_check_finished(veil_conn *c, const uint8_t *body, size_t body_
     return 0;
 }
 
+/* Client: ClientVerify out: its identity key and a signature over th_ap (PROTOCOL.md §4.15). */
+static int client_send_verify(veil_conn *c, const uint8_t th[VEIL_HASH_LEN], veil_buf *out)
+{
+    veil_client_verify cv;
+    uint8_t sig_msg[VEIL_SIG_MSG_LEN];
+    veil_buf sig;
+    int ret;
+    veil_buf_init(&sig);
+    veil_client_sig_message(th, sig_msg);
+    if ((ret = veil_pkey_sign(c->client_id->key, sig_msg, sizeof(sig_msg), &sig)) == 0) {
+        cv.spki = c->client_id->spki.base;
+        cv.spki_len = (uint16_t)c->client_id->spki.len;
+        cv.scheme = veil_pkey_is_rsa(c->client_id->key) ? VEIL_SIG_RSA_PSS_SHA256 : VEIL_SIG_ED25519;
+        cv.sig = sig.base;
+        cv.sig_len = (uint16_t)sig.len;
+        if ((ret = veil_client_verify_encode(&cv, &c->msg)) == 0)
+            ret = send_handshake(c, out);
+    }
+    veil_buf_free(&sig);
+    return ret;
+}
+
 /* Client: client Finished out over the transcript so far (which also keys the
  * traffic secrets); data may flow after it. */
 static int client_send_finished(veil_conn *c, veil_buf *out)
 {
     uint8_t th[VEIL_HASH_LEN], mac[VEIL_HASH_LEN];
     int ret;
+    /* Traffic secrets from th_ap; a ClientVerify signs th_ap; the Finished covers it too. */
     if ((ret = veil_hash_peek(c->transcript, th)) != 0 || (ret = veil_schedule_traffic(&c->ks, th)) != 0 ||
-        (ret = veil_hmac_sha256(c->ks.c_finished_key, VEIL_SECRET_LEN, th, sizeof(th), mac)) != 0 ||
+        (c->client_sig && (ret = client_send_verify(c, th, out)) != 0) ||
+        (ret = finished_mac(c, c->ks.c_finished_key, mac)) != 0 ||
         (ret = veil_finished_encode(mac, &c->msg)) != 0 || (ret = send_handshake(c, out)) != 0 ||
         (ret = install_key(c, &c->tx, c->ks.c_ap, 1)) != 0)
         return ret;
@@ -966,7 +1045,9 @@ static int on_handshake(veil_conn *c, const uint8_t *content, size_t len, veil_b
             break;
         return server_on_key_exchange(c, content, len, body, body_len);
     case ST_WAIT_CF:
-        if (type != VEIL_HS_FINISHED)
+        if (type == VEIL_HS_CLIENT_VERIFY && c->client_sig && !c->got_cv)
+            return server_on_client_verify(c, content, len, body, body_len);
+        if (type != VEIL_HS_FINISHED || c->client_sig != c->got_cv)
             break;
         return server_on_finished(c, content, len, body, body_len, out);
     case ST_WAIT_CAUTH:

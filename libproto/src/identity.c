@@ -125,10 +125,22 @@ int veil_fingerprint_parse(const char *text, uint8_t fp[VEIL_FINGERPRINT_LEN])
     return n == VEIL_FINGERPRINT_LEN ? 0 : VEIL_ERR_INVALID_ARG;
 }
 
-/* PROTOCOL.md §4.4: 64 x 0x20 || "Veil v1 server signature" || 0x00 || H(CH||SH) */
-void veil_sig_message(const uint8_t th1[VEIL_HASH_LEN], uint8_t out[VEIL_SIG_MSG_LEN])
+/* PROTOCOL.md §4.4: 64 x 0x20 || "Veil v1 server signature" || 0x00 || H(CH||SH);
+ * §4.15: the client's with "Veil v1 client signature" over its own context. */
+static void sig_message(const char *context, const uint8_t th[VEIL_HASH_LEN], uint8_t out[VEIL_SIG_MSG_LEN])
 {
     memset(out, 0x20, 64);
-    memcpy(out + 64, VEIL_SIG_CONTEXT, sizeof(VEIL_SIG_CONTEXT)); /* includes the NUL */
-    memcpy(out + 64 + sizeof(VEIL_SIG_CONTEXT), th1, VEIL_HASH_LEN);
+    memcpy(out + 64, context, sizeof(VEIL_SIG_CONTEXT)); /* includes the NUL; both contexts are as long */
+    memcpy(out + 64 + sizeof(VEIL_SIG_CONTEXT), th, VEIL_HASH_LEN);
+}
+
+void veil_sig_message(const uint8_t th1[VEIL_HASH_LEN], uint8_t out[VEIL_SIG_MSG_LEN])
+{
+    sig_message(VEIL_SIG_CONTEXT, th1, out);
+}
+
+void veil_client_sig_message(const uint8_t th[VEIL_HASH_LEN], uint8_t out[VEIL_SIG_MSG_LEN])
+{
+    _Static_assert(sizeof(VEIL_CLIENT_SIG_CONTEXT) == sizeof(VEIL_SIG_CONTEXT), "contexts of equal length");
+    sig_message(VEIL_CLIENT_SIG_CONTEXT, th, out);
 }

@@ -174,6 +174,20 @@ static int parse_content(veil_observer *o, veil_observed_record *rec)
             rec->hs_body_len = ct_len;
             if (o->group == VEIL_GROUP_RSA_TRANSPORT && o->mode == VEIL_MODE_ENCRYPTED)
                 rsa_keys(o, ct, ct_len);
+        } else if (rec->hs_type == VEIL_HS_CLIENT_VERIFY && rec->dir == VEIL_DIR_CLIENT_TO_SERVER) {
+            veil_client_verify cv;
+            if ((ret = veil_client_verify_decode(body, body_len, &cv)) != 0 ||
+                (ret = veil_sha256(cv.spki, cv.spki_len, rec->hello.fingerprint)) != 0)
+                return ret;
+            rec->hello.identity_spki = cv.spki;
+            rec->hello.identity_spki_len = cv.spki_len;
+            rec->sig_scheme = cv.scheme;
+            rec->hs_body = cv.sig;
+            rec->hs_body_len = cv.sig_len;
+        } else if ((rec->hs_type == VEIL_HS_CLIENT_AUTH && rec->dir == VEIL_DIR_CLIENT_TO_SERVER) ||
+                   (rec->hs_type == VEIL_HS_SERVER_AUTH && rec->dir == VEIL_DIR_SERVER_TO_CLIENT)) {
+            if (body_len != VEIL_AUTH_PROOF_LEN)
+                return VEIL_PERR(VEIL_ALERT_DECODE_ERROR);
         } else if (rec->hs_type == VEIL_HS_FINISHED) {
             if ((ret = veil_finished_decode(body, body_len, &rec->hs_body)) != 0)
                 return ret;

@@ -140,6 +140,16 @@ int veil_server_hello_encode(const veil_server_hello *sh, veil_buf *out);
 int veil_server_verify_encode(const veil_server_verify *sv, veil_buf *out);
 int veil_finished_encode(const uint8_t verify_data[VEIL_HASH_LEN], veil_buf *out);
 
+/* ClientVerify body, PROTOCOL.md §4.15: u16 spki_len, spki | u16 scheme | u16 sig_len, sig */
+typedef struct veil_client_verify {
+    const uint8_t *spki;
+    uint16_t spki_len;
+    uint16_t scheme;
+    const uint8_t *sig;
+    uint16_t sig_len;
+} veil_client_verify;
+int veil_client_verify_decode(const uint8_t *body, size_t len, veil_client_verify *cv);
+int veil_client_verify_encode(const veil_client_verify *cv, veil_buf *out);
 int veil_client_key_exchange_decode(const uint8_t *body, size_t len, const uint8_t **ct, uint16_t *ct_len);
 int veil_client_key_exchange_encode(const uint8_t *ct, size_t ct_len, veil_buf *out);
 /* Finds an extension in a well-formed extensions block. */
@@ -307,6 +317,8 @@ struct veil_identity {
 #define VEIL_SIG_CONTEXT "Veil v1 server signature"
 #define VEIL_SIG_MSG_LEN (64 + sizeof(VEIL_SIG_CONTEXT) + VEIL_HASH_LEN)
 void veil_sig_message(const uint8_t th1[VEIL_HASH_LEN], uint8_t out[VEIL_SIG_MSG_LEN]);
+#define VEIL_CLIENT_SIG_CONTEXT "Veil v1 client signature"
+void veil_client_sig_message(const uint8_t th[VEIL_HASH_LEN], uint8_t out[VEIL_SIG_MSG_LEN]);
 
 /* Keylog lookup (keylog.c): 0 and the secret, or VEIL_ERR_NO_KEY. */
 int veil_keylog_find(const veil_keylog *kl, const uint8_t client_random[VEIL_RANDOM_LEN], int dir,

@@ -134,6 +134,8 @@ const char *test_user, *test_password;
 const uint8_t *test_psk;
 const char *test_psk_identity;
 int test_require_user, test_require_psk;
+const veil_identity *test_client_identity;
+int test_require_client_identity;
 const uint16_t *test_groups;
 size_t test_n_groups;
 const char *test_service;
@@ -149,6 +151,7 @@ void endpoint_client(endpoint *e, uint8_t mode, uint16_t suite, const char *rng_
     cfg.password_len = test_password != NULL ? strlen(test_password) : 0;
     cfg.psk = test_psk;
     cfg.psk_identity = test_psk_identity;
+    cfg.client_identity = test_client_identity;
     cfg.rekey_records = test_rekey_records;
     cfg.groups = test_groups;
     cfg.n_groups = test_n_groups;
@@ -171,6 +174,7 @@ void endpoint_server(endpoint *e, uint8_t modes, const veil_identity *id, const 
     cfg.decoy_key = decoy_key;
     cfg.require_user = test_require_user;
     cfg.require_psk = test_require_psk;
+    cfg.require_client_identity = test_require_client_identity;
     cfg.rekey_records = test_rekey_records;
     cfg.groups = test_groups;
     cfg.n_groups = test_n_groups;

@@ -57,6 +57,8 @@ extern const char *test_user, *test_password;
 extern const uint8_t *test_psk;
 extern const char *test_psk_identity;
 extern int test_require_user, test_require_psk;
+extern const veil_identity *test_client_identity;
+extern int test_require_client_identity;
 
 /* Rekey threshold applied to endpoints created after it is set (0 = default). */
 extern uint64_t test_rekey_records;

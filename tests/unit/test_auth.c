@@ -31,6 +31,7 @@ static void reset_globals(void)
     test_require_user = test_require_psk = 0;
     test_groups = NULL;
     test_n_groups = 0;
+    test_client_identity = NULL;
 }
 
 typedef struct result {
@@ -250,6 +251,83 @@ static void test_psk_mode(void **st)
     assert_memory_equal(b.hs, hs, 32);
 }
 
+/* Mutual authentication by keys: the client signs th_ap with its identity. */
+static void sig_session(const veil_identity *cid, const veil_identity *sid, const uint16_t *groups, bool pin_wrong,
+                        int want_s_err)
+{
+    endpoint c, s;
+    test_client_identity = cid;
+    test_groups = groups;
+    test_n_groups = groups != NULL ? 1 : 0;
+    endpoint_client(&c, VEIL_MODE_ENCRYPTED, 0, "auth-client");
+    test_client_identity = NULL;
+    test_require_client_identity = 1;
+    endpoint_server(&s, VEIL_MODE_ENCRYPTED, sid, "auth-server");
+    reset_globals();
+    test_require_client_identity = 0;
+    if (pin_wrong) {
+        s.pin = true;
+        memset(s.pinned, 0x11, sizeof(s.pinned));
+    }
+    assert_int_equal(veil_conn_start(c.conn, &c.out), 0);
+    pump(&c, &s, NULL, NULL);
+    assert_int_equal(s.err, want_s_err);
+    if (want_s_err == 0) {
+        uint8_t fp[32], want[32];
+        assert_true(s.done && c.done);
+        assert_int_equal(veil_conn_peer_fingerprint(s.conn, fp), 0);
+        veil_identity_fingerprint(cid, want);
+        assert_memory_equal(fp, want, 32);
+        assert_int_equal(veil_conn_send(c.conn, VEIL_MSG_TEXT, 1, (const uint8_t *)"signed", 6, &c.out), 0);
+        pump(&c, &s, NULL, NULL);
+        assert_int_equal(s.n_msgs, 1);
+    } else {
+        assert_false(s.done);
+        assert_int_equal(c.err, VEIL_ERR_PEER_ALERT(-want_s_err));
+    }
+    endpoint_free(&c);
+    endpoint_free(&s);
+}
+
+static int flip_cv(void *ctx, int dir, int index, uint8_t *rec, size_t *len, size_t cap)
+{
+    (void)ctx;
+    (void)cap;
+    (void)index;
+    if (dir == 0 && rec[3] == VEIL_REC_HANDSHAKE && !(rec[4] & VEIL_FLAG_ENCRYPTED) &&
+        rec[VEIL_HEADER_LEN] == VEIL_HS_CLIENT_VERIFY) {
+        rec[*len - 8] ^= 0x01; /* inside the signature */
+        fix_crc(rec, *len);
+    }
+    return 0;
+}
+
+static void test_client_signature(void **st)
+{
+    (void)st;
+    veil_identity *alice_key = test_identity("alice-key");
+    sig_session(alice_key, ed_id, NULL, false, 0);
+    sig_session(rsa_id, ed_id, NULL, false, 0);         /* an RSA client key: RSA-PSS */
+    sig_session(alice_key, rsa_id, g_rsa, false, 0);    /* with RSA key transport */
+    sig_session(alice_key, ed_id, g_ff, false, 0);
+    sig_session(alice_key, ed_id, NULL, true, VEIL_PERR(VEIL_ALERT_UNTRUSTED_IDENTITY)); /* unknown key */
+    sig_session(NULL, ed_id, NULL, false, VEIL_PERR(VEIL_ALERT_UNTRUSTED_IDENTITY));     /* does not sign */
+
+    /* A tampered signature does not verify. */
+    endpoint c, s;
+    test_client_identity = alice_key;
+    endpoint_client(&c, VEIL_MODE_ENCRYPTED, 0, "auth-client");
+    reset_globals();
+    endpoint_server(&s, VEIL_MODE_ENCRYPTED, ed_id, "auth-server");
+    assert_int_equal(veil_conn_start(c.conn, &c.out), 0);
+    pump(&c, &s, flip_cv, NULL);
+    assert_int_equal(s.err, VEIL_PERR(VEIL_ALERT_DECRYPT_ERROR));
+    assert_false(s.done);
+    endpoint_free(&c);
+    endpoint_free(&s);
+    veil_identity_free(alice_key);
+}
+
 /* The verifier is SCRAM's: recomputed here with OpenSSL directly. */
 static void test_verifier(void **st)
 {
@@ -306,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_required),
         cmocka_unit_test(test_psk_mode),
         cmocka_unit_test(test_verifier),
+        cmocka_unit_test(test_client_signature),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

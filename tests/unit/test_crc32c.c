@@ -53,6 +53,10 @@ static void test_check_value(void **st)
     /* Empty input: the identity. */
     assert_int_equal(veil_crc32c(0, NULL, 0), 0);
     assert_int_equal(veil_crc32c(0x12345678u, NULL, 0), 0x12345678u);
+    /* The record example of PROTOCOL.md §2.7: header and content of a close_notify. */
+    static const uint8_t rec[18] = {0x56, 0x4c, 0x01, 0x02, 0x00, 0x00, 0x00, 0x06, 0x00,
+                                    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x01, 0x00};
+    assert_int_equal(veil_crc32c(0, rec, sizeof(rec)), 0x41CEC640u);
 }
 
 static void fill(uint8_t *p, size_t n, uint32_t seed)

@@ -73,6 +73,7 @@ enum {
     VEIL_HS_CLIENT_KEY_EXCHANGE = 0x05, /* RSA key transport only */
     VEIL_HS_CLIENT_AUTH = 0x06,         /* user authentication: the client's proof */
     VEIL_HS_SERVER_AUTH = 0x07,         /* user authentication: the server's proof */
+    VEIL_HS_CLIENT_VERIFY = 0x08,       /* client identity: its key and signature */
 };
 
 /* Handshake extensions (PROTOCOL.md §4.12) */
@@ -80,6 +81,7 @@ enum {
     VEIL_EXT_SERVICE = 0x0001,
     VEIL_EXT_USER = 0x0002,         /* ClientHello: user name; ServerHello: salt, iterations */
     VEIL_EXT_PSK_IDENTITY = 0x0003, /* ClientHello: whose pre-shared key */
+    VEIL_EXT_CLIENT_IDENTITY = 0x0004, /* ClientHello: will sign; ServerHello: echo */
 };
 #define VEIL_MAX_USER_NAME 64
 #define VEIL_MAX_SERVICE_NAME 32
@@ -312,10 +314,11 @@ typedef struct veil_callbacks {
        feed call with that value (use a negative code of your own). */
     int (*on_event)(void *user, const veil_event *ev);
     /*
-     * Client only: decides whether the server's identity is trusted.
+     * Decides whether the peer's identity is trusted: on a client, the
+     * server's; on a server, a client's that signs (client_identity).
      * fp is the SHA-256 of spki.  Return 0 to accept; non-zero refuses
      * with alert untrusted_identity.  If NULL, every identity is accepted
-     * (the handshake still proves the server holds the key it showed).
+     * (the handshake still proves the peer holds the key it showed).
      */
     int (*verify_identity)(void *user, const uint8_t fp[VEIL_FINGERPRINT_LEN], const uint8_t *spki,
                            size_t spki_len);
@@ -369,6 +372,11 @@ typedef struct veil_config {
     const uint8_t *psk;
     const char *psk_identity;
     int require_psk;
+    /* Client: an identity to sign the handshake with (mutual authentication by
+       keys; borrowed).  Server: set require_client_identity to refuse clients
+       that do not sign (untrusted_identity). */
+    const veil_identity *client_identity;
+    int require_client_identity;
 } veil_config;
 
 typedef struct veil_conn veil_conn;
@@ -418,7 +426,8 @@ uint16_t veil_conn_suite(const veil_conn *c);
 uint16_t veil_conn_group(const veil_conn *c);
 /* The negotiated service name (after the ClientHello on a server, the ServerHello on a client). */
 const char *veil_conn_service(const veil_conn *c);
-/* Peer's identity fingerprint (client side, after ServerHello); 0 or VEIL_ERR_STATE. */
+/* Peer's identity fingerprint: the server's (client side, after ServerHello) or a
+ * signing client's (server side, after its ClientVerify); 0 or VEIL_ERR_STATE. */
 int veil_conn_peer_fingerprint(const veil_conn *c, uint8_t fp[VEIL_FINGERPRINT_LEN]);
 /* The authenticated user name (server: once ClientAuth verified; client: once
  * ServerAuth verified), or NULL. */
