@@ -260,6 +260,15 @@ int veil_pkey_from_spki(const uint8_t *der, size_t len, veil_pkey **out)
 
 bool veil_pkey_is_ed25519(const veil_pkey *k) { return EVP_PKEY_get_id(k->pkey) == EVP_PKEY_ED25519; }
 
+/* Identity keys Veil accepts: Ed25519, or RSA of 2048..8192 bits. */
+bool veil_pkey_usable_identity(const veil_pkey *k)
+{
+    if (veil_pkey_is_ed25519(k))
+        return true;
+    int bits = EVP_PKEY_get_bits(k->pkey);
+    return EVP_PKEY_get_id(k->pkey) == EVP_PKEY_RSA && bits >= 2048 && bits <= 8192;
+}
+
 int veil_pkey_sign(const veil_pkey *k, const uint8_t *msg, size_t len, veil_buf *sig)
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -644,8 +653,10 @@ int veil_pkey_oaep_decrypt(const veil_pkey *k, const uint8_t *in, size_t in_len,
     uint8_t tmp[1024];
     size_t n = sizeof(tmp);
     int ret = VEIL_PERR(VEIL_ALERT_DECRYPT_ERROR);
+    /* The ciphertext is exactly as long as the modulus (RFC 8017 §7.1.2). */
     if (ctx != NULL && EVP_PKEY_decrypt_init(ctx) == 1 && oaep_setup(ctx) &&
-        (size_t)EVP_PKEY_get_size(k->pkey) <= sizeof(tmp) && EVP_PKEY_decrypt(ctx, tmp, &n, in, in_len) == 1 &&
+        (size_t)EVP_PKEY_get_size(k->pkey) <= sizeof(tmp) && in_len == (size_t)EVP_PKEY_get_size(k->pkey) &&
+        EVP_PKEY_decrypt(ctx, tmp, &n, in, in_len) == 1 &&
         n == out_len) {
         memcpy(out, tmp, out_len);
         ret = 0;

@@ -3,8 +3,10 @@
  * machine (PROTOCOL.md §4), key schedule use (§5), application data (§7),
  * alerts and close (§8), rekeying (§6.4).  Sans-IO: bytes in, bytes out.
  *
- *   client: START -> WAIT_SH -> WAIT_SV -> WAIT_SF -> CONNECTED
- *   server: WAIT_CH -> WAIT_CF -> CONNECTED
+ *   client: START -> WAIT_SH -> WAIT_SV -> WAIT_SF -> CONNECTED (DH groups)
+ *           START -> WAIT_SH -> WAIT_SV -> CONNECTED awaiting SF (RSA transport)
+ *           (+ awaiting ServerAuth with user authentication)
+ *   server: WAIT_CH -> [WAIT_CKE] -> WAIT_CF -> [WAIT_CAUTH] -> CONNECTED
  *   any state -> FAILED on a fatal error (alert sent) or a fatal alert received
  */
 #include <stdlib.h>
@@ -492,8 +494,7 @@ static int server_send_verify(veil_conn *c, veil_buf *out)
     return ret;
 }
 
-/* Sends the server Finished over the transcript so far, then derives the
- * traffic secrets if th_ap is given (DH flow: they cover SF). */
+/* Sends the server Finished over the transcript so far. */
 static int server_send_finished(veil_conn *c, veil_buf *out)
 {
     uint8_t mac[VEIL_HASH_LEN];
@@ -742,7 +743,7 @@ static int server_on_client_verify(veil_conn *c, const uint8_t *msg, size_t msg_
     if (veil_pkey_from_spki(cv.spki, cv.spki_len, &key) != 0)
         return VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
     ret = VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
-    if (!(veil_pkey_is_ed25519(key) || (veil_pkey_is_rsa(key) && veil_pkey_bits(key) >= 2048)) ||
+    if (!veil_pkey_usable_identity(key) ||
         cv.scheme != (veil_pkey_is_rsa(key) ? VEIL_SIG_RSA_PSS_SHA256 : VEIL_SIG_ED25519))
         goto Exit;
     if ((ret = veil_hash_peek(c->transcript, th)) != 0 || (ret = veil_sha256(cv.spki, cv.spki_len, c->peer_fp)) != 0)
@@ -872,7 +873,7 @@ static int client_on_server_hello(veil_conn *c, const uint8_t *msg, size_t msg_l
     if ((ret = client_auth_params(c, &sh)) != 0)
         return ret;
     if (veil_pkey_from_spki(sh.identity, sh.identity_len, &c->peer_key) != 0 ||
-        !(veil_pkey_is_ed25519(c->peer_key) || (veil_pkey_is_rsa(c->peer_key) && veil_pkey_bits(c->peer_key) >= 2048)) ||
+        !veil_pkey_usable_identity(c->peer_key) ||
         (sh.group == VEIL_GROUP_RSA_TRANSPORT && !veil_pkey_is_rsa(c->peer_key)))
         return VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
     c->mode = sh.mode;

@@ -1,5 +1,5 @@
 /*
- * identity.c - server identity keys (Ed25519) and fingerprints, PROTOCOL.md §4.3.
+ * identity.c - identity keys (Ed25519, RSA 2048..8192) and fingerprints, PROTOCOL.md §4.3.1.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -18,7 +18,7 @@ static int identity_finish(veil_pkey *key, veil_identity **out)
     }
     id->key = key;
     veil_buf_init(&id->spki);
-    if (!veil_pkey_is_ed25519(key) && !(veil_pkey_is_rsa(key) && veil_pkey_bits(key) >= 2048)) {
+    if (!veil_pkey_usable_identity(key)) {
         ret = VEIL_ERR_KEY_FORMAT;
         goto Fail;
     }

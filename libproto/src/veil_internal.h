@@ -204,6 +204,7 @@ int veil_pkey_spki(const veil_pkey *k, veil_buf *out);
 int veil_pkey_from_spki(const uint8_t *der, size_t len, veil_pkey **out);
 bool veil_pkey_is_ed25519(const veil_pkey *k);
 bool veil_pkey_is_rsa(const veil_pkey *k);
+bool veil_pkey_usable_identity(const veil_pkey *k);
 int veil_pkey_bits(const veil_pkey *k);
 int veil_pkey_rsa_generate(unsigned bits, veil_pkey **out);
 /* RSA-OAEP with SHA-256 and MGF1-SHA-256, empty label (PROTOCOL.md §4.11). */
@@ -260,7 +261,7 @@ typedef struct veil_schedule {
  * handshake context th_hs (PROTOCOL.md §5). */
 int veil_schedule_handshake(veil_schedule *ks, const uint8_t *ikm, size_t ikm_len, const uint8_t *psk,
                             const uint8_t th_hs[VEIL_HASH_LEN]);
-/* c_ap_0 and s_ap_0 from H(CH||SH||SV||SF); wipes hs. */
+/* c_ap_0 and s_ap_0 from the traffic context th_ap (PROTOCOL.md §5); wipes hs. */
 int veil_schedule_traffic(veil_schedule *ks, const uint8_t th2[VEIL_HASH_LEN]);
 /* S_{n+1} = Expand-Label(S_n, "upd", "", 32), in place. */
 int veil_secret_update(uint8_t secret[VEIL_SECRET_LEN]);
