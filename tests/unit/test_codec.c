@@ -674,6 +674,102 @@ static void test_finished_roundtrip(void **st)
     veil_buf_free(&b);
 }
 
+/* ClientKeyExchange (RSA key transport): u16 len, ciphertext; never empty. */
+static void test_client_key_exchange(void **st)
+{
+    (void)st;
+    uint8_t ct[256], longer[2 + 256 + 1];
+    const uint8_t *got = NULL;
+    uint16_t got_len = 0;
+    veil_buf b, b2;
+    size_t body_len;
+    for (int i = 0; i < 256; i++)
+        ct[i] = (uint8_t)(255 - i);
+    veil_buf_init(&b);
+    veil_buf_init(&b2);
+    assert_int_equal(veil_client_key_exchange_encode(ct, sizeof(ct), &b), 0);
+    const uint8_t *body = framed_body(&b, VEIL_HS_CLIENT_KEY_EXCHANGE, &body_len);
+    assert_int_equal(body_len, 2 + 256);
+    assert_int_equal(body[0], 0x01);
+    assert_int_equal(body[1], 0x00);
+    assert_int_equal(veil_client_key_exchange_decode(body, body_len, &got, &got_len), 0);
+    assert_int_equal(got_len, 256);
+    assert_ptr_equal(got, body + 2);
+    assert_int_equal(veil_client_key_exchange_encode(got, got_len, &b2), 0);
+    assert_int_equal(b2.len, b.len);
+    assert_memory_equal(b2.base, b.base, b.len);
+    for (size_t n = 0; n < body_len; n++)
+        assert_int_equal(veil_client_key_exchange_decode(body, n, &got, &got_len), DECODE_ERROR);
+    memcpy(longer, body, body_len);
+    longer[body_len] = 0;
+    assert_int_equal(veil_client_key_exchange_decode(longer, body_len + 1, &got, &got_len), DECODE_ERROR);
+    const uint8_t empty[2] = {0, 0};
+    assert_int_equal(veil_client_key_exchange_decode(empty, sizeof(empty), &got, &got_len), DECODE_ERROR);
+    /* The encoder refuses what a u16 cannot carry. */
+    static uint8_t huge[0x10000];
+    assert_int_equal(veil_client_key_exchange_encode(huge, sizeof(huge), &b2), VEIL_ERR_INVALID_ARG);
+    veil_buf_free(&b);
+    veil_buf_free(&b2);
+}
+
+/* ClientVerify: u16 spki_len, spki | u16 scheme | u16 sig_len, sig. */
+static void test_client_verify(void **st)
+{
+    (void)st;
+    uint8_t sig[64], longer[256];
+    veil_client_verify cv = {.spki = spki, .spki_len = sizeof(spki), .scheme = VEIL_SIG_ED25519, .sig = sig,
+                             .sig_len = sizeof(sig)},
+                       d;
+    veil_buf b, b2;
+    size_t body_len;
+    for (int i = 0; i < 64; i++)
+        sig[i] = (uint8_t)(3 * i);
+    veil_buf_init(&b);
+    veil_buf_init(&b2);
+    assert_int_equal(veil_client_verify_encode(&cv, &b), 0);
+    const uint8_t *body = framed_body(&b, VEIL_HS_CLIENT_VERIFY, &body_len);
+    assert_int_equal(body_len, 2 + sizeof(spki) + 2 + 2 + 64);
+    assert_int_equal(veil_client_verify_decode(body, body_len, &d), 0);
+    assert_int_equal(d.spki_len, sizeof(spki));
+    assert_memory_equal(d.spki, spki, sizeof(spki));
+    assert_int_equal(d.scheme, VEIL_SIG_ED25519);
+    assert_int_equal(d.sig_len, 64);
+    assert_memory_equal(d.sig, sig, 64);
+    assert_int_equal(veil_client_verify_encode(&d, &b2), 0);
+    assert_int_equal(b2.len, b.len);
+    assert_memory_equal(b2.base, b.base, b.len);
+    for (size_t n = 0; n < body_len; n++)
+        assert_int_equal(veil_client_verify_decode(body, n, &d), DECODE_ERROR);
+    assert_true(body_len + 1 <= sizeof(longer));
+    memcpy(longer, body, body_len);
+    longer[body_len] = 0;
+    assert_int_equal(veil_client_verify_decode(longer, body_len + 1, &d), DECODE_ERROR);
+    veil_buf_free(&b);
+    veil_buf_free(&b2);
+}
+
+static void test_ext_find(void **st)
+{
+    (void)st;
+    const uint8_t *data = NULL;
+    uint16_t len = 0;
+    /* two_ext: 0x1234 "abc", 0xFFFF empty */
+    assert_true(veil_ext_find(two_ext, sizeof(two_ext), 0x1234, &data, &len));
+    assert_int_equal(len, 3);
+    assert_memory_equal(data, "abc", 3);
+    assert_true(veil_ext_find(two_ext, sizeof(two_ext), 0xFFFF, &data, &len));
+    assert_int_equal(len, 0);
+    assert_ptr_equal(data, two_ext + sizeof(two_ext));
+    assert_false(veil_ext_find(two_ext, sizeof(two_ext), 0x0001, &data, &len));
+    assert_false(veil_ext_find(NULL, 0, 0x1234, &data, &len));
+    /* An entry running past the block is not found, nor anything after it. */
+    const uint8_t bad[] = {0x00, 0x01, 0x00, 0x09, 'a', 0x00, 0x02, 0x00, 0x00};
+    assert_false(veil_ext_find(bad, sizeof(bad), 0x0001, &data, &len));
+    assert_false(veil_ext_find(bad, sizeof(bad), 0x0002, &data, &len));
+    /* Cut inside an entry's data. */
+    assert_false(veil_ext_find(two_ext, 5, 0x1234, &data, &len));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Application messages §7, alerts §8                                       */
 
@@ -712,8 +808,8 @@ static const int alert_codes[] = {
     VEIL_ALERT_BAD_CHECKSUM,      VEIL_ALERT_RECORD_OVERFLOW,    VEIL_ALERT_HANDSHAKE_FAILURE,
     VEIL_ALERT_UNTRUSTED_IDENTITY, VEIL_ALERT_ILLEGAL_PARAMETER, VEIL_ALERT_DECODE_ERROR,
     VEIL_ALERT_DECRYPT_ERROR,     VEIL_ALERT_PROTOCOL_VERSION,   VEIL_ALERT_PLAINTEXT_REFUSED,
-    VEIL_ALERT_BAD_SEQUENCE,      VEIL_ALERT_INTERNAL_ERROR,     VEIL_ALERT_TIMEOUT,
-    VEIL_ALERT_SERVER_BUSY,
+    VEIL_ALERT_BAD_SEQUENCE,      VEIL_ALERT_UNKNOWN_SERVICE,    VEIL_ALERT_AUTH_FAILED,
+    VEIL_ALERT_INTERNAL_ERROR,    VEIL_ALERT_TIMEOUT,            VEIL_ALERT_SERVER_BUSY,
 };
 #define N_ALERTS (sizeof(alert_codes) / sizeof(alert_codes[0]))
 
@@ -772,7 +868,8 @@ static void test_alert_names(void **st)
         "close_notify",      "unexpected_message", "bad_record_mac",   "bad_checksum",
         "record_overflow",   "handshake_failure",  "untrusted_identity", "illegal_parameter",
         "decode_error",      "decrypt_error",      "protocol_version", "plaintext_refused",
-        "bad_sequence",      "internal_error",     "timeout",          "server_busy",
+        "bad_sequence",      "unknown_service",    "auth_failed",      "internal_error",
+        "timeout",           "server_busy",
     };
     for (size_t i = 0; i < N_ALERTS; i++)
         assert_string_equal(veil_alert_name(alert_codes[i]), names[i]);
@@ -797,21 +894,31 @@ static void test_other_names(void **st)
     assert_string_equal(veil_suite_name(4), "unknown");
     assert_string_equal(veil_suite_name(0xFFFF), "unknown");
 
+    /* Groups and signature schemes: every u16 outside the defined ones is unknown. */
+    for (uint32_t v = 0; v <= 0xFFFF; v++) {
+        bool group = v == VEIL_GROUP_X25519 || v == VEIL_GROUP_FFDHE2048 || v == VEIL_GROUP_RSA_TRANSPORT;
+        bool sig = v == VEIL_SIG_ED25519 || v == VEIL_SIG_RSA_PSS_SHA256;
+        assert_int_equal(strcmp(veil_group_name((uint16_t)v), "unknown") != 0, group);
+        assert_int_equal(strcmp(veil_sig_name((uint16_t)v), "unknown") != 0, sig);
+    }
     assert_string_equal(veil_group_name(VEIL_GROUP_X25519), "X25519");
-    assert_string_equal(veil_group_name(0), "unknown");
-    assert_string_equal(veil_group_name(2), "unknown");
+    assert_string_equal(veil_group_name(VEIL_GROUP_FFDHE2048), "FFDHE2048");
+    assert_string_equal(veil_group_name(VEIL_GROUP_RSA_TRANSPORT), "RSA_TRANSPORT");
     assert_string_equal(veil_sig_name(VEIL_SIG_ED25519), "Ed25519");
-    assert_string_equal(veil_sig_name(0), "unknown");
-    assert_string_equal(veil_sig_name(2), "unknown");
+    assert_string_equal(veil_sig_name(VEIL_SIG_RSA_PSS_SHA256), "RSA_PSS_SHA256");
 
     for (int t = 0; t < 256; t++) {
         bool rec = t >= VEIL_REC_HANDSHAKE && t <= VEIL_REC_KEY_UPDATE;
-        bool hs = t >= VEIL_HS_CLIENT_HELLO && t <= VEIL_HS_FINISHED;
+        bool hs = t >= VEIL_HS_CLIENT_HELLO && t <= VEIL_HS_CLIENT_VERIFY;
         bool kind = t == VEIL_MSG_TEXT || t == VEIL_MSG_ACK;
         assert_int_equal(strcmp(veil_record_type_name((uint8_t)t), "unknown") != 0, rec);
         assert_int_equal(strcmp(veil_hs_type_name((uint8_t)t), "unknown") != 0, hs);
         assert_int_equal(strcmp(veil_msg_kind_name((uint8_t)t), "unknown") != 0, kind);
     }
+    /* Handshake message names are all different. */
+    for (int a = VEIL_HS_CLIENT_HELLO; a <= VEIL_HS_CLIENT_VERIFY; a++)
+        for (int b = VEIL_HS_CLIENT_HELLO; b < a; b++)
+            assert_string_not_equal(veil_hs_type_name((uint8_t)a), veil_hs_type_name((uint8_t)b));
     assert_string_equal(veil_record_type_name(VEIL_REC_KEY_UPDATE), "key_update");
     assert_string_equal(veil_hs_type_name(VEIL_HS_CLIENT_HELLO), "ClientHello");
     assert_string_equal(veil_msg_kind_name(VEIL_MSG_ACK), "ack");
@@ -861,6 +968,33 @@ static void test_suite_from_name(void **st)
         uint16_t s = 0x7777;
         assert_int_equal(veil_suite_from_name(bad[i], &s), VEIL_ERR_INVALID_ARG);
         assert_int_equal(s, 0x7777); /* untouched */
+    }
+}
+
+static void test_group_from_name(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *name;
+        uint16_t group;
+    } ok[] = {
+        {"X25519", VEIL_GROUP_X25519},        {"x25519", VEIL_GROUP_X25519},
+        {"FFDHE2048", VEIL_GROUP_FFDHE2048},  {"ffdhe-2048", VEIL_GROUP_FFDHE2048},
+        {"FFDHE-2048", VEIL_GROUP_FFDHE2048}, {"RSA_TRANSPORT", VEIL_GROUP_RSA_TRANSPORT},
+        {"rsa", VEIL_GROUP_RSA_TRANSPORT},    {"RSA", VEIL_GROUP_RSA_TRANSPORT},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        uint16_t g = 0xFFFF;
+        assert_int_equal(veil_group_from_name(ok[i].name, &g), 0);
+        assert_int_equal(g, ok[i].group);
+        assert_int_equal(veil_group_from_name(veil_group_name(g), &g), 0);
+        assert_int_equal(g, ok[i].group);
+    }
+    static const char *const bad[] = {"", "x", "x448", "ffdhe", "ffdhe2048 ", "rsa-2048", "unknown", "X25519X"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint16_t g = 0x7777;
+        assert_int_equal(veil_group_from_name(bad[i], &g), VEIL_ERR_INVALID_ARG);
+        assert_int_equal(g, 0x7777);
     }
 }
 
@@ -932,11 +1066,15 @@ int main(void)
         cmocka_unit_test(test_server_hello_rejects),
         cmocka_unit_test(test_server_verify_roundtrip),
         cmocka_unit_test(test_finished_roundtrip),
+        cmocka_unit_test(test_client_key_exchange),
+        cmocka_unit_test(test_client_verify),
+        cmocka_unit_test(test_ext_find),
         cmocka_unit_test(test_message_decode),
         cmocka_unit_test(test_alert_decode),
         cmocka_unit_test(test_alert_names),
         cmocka_unit_test(test_other_names),
         cmocka_unit_test(test_suite_from_name),
+        cmocka_unit_test(test_group_from_name),
         cmocka_unit_test(test_strerror),
     };
     return cmocka_run_group_tests(tests, NULL, free_raw_buf);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "harness.h"
@@ -173,15 +174,26 @@ static void pem_of(EVP_PKEY *k, int pkcs8, veil_buf *out)
     BIO_free(bio);
 }
 
-/* Valid private keys of other types: parsed by OpenSSL, refused as identities. */
+/*
+ * Valid private keys of other types: parsed by OpenSSL, refused as identities.
+ * RSA is an identity type from 2048 bits on (test_rsa_identity); below that,
+ * and RSA-PSS-only keys (which cannot do the OAEP key transport), are not.
+ */
 static void test_other_key_types_rejected(void **st)
 {
     (void)st;
-    EVP_PKEY *keys[3];
+    EVP_PKEY *keys[4];
     keys[0] = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
     keys[1] = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     keys[2] = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
-    for (int i = 0; i < 3; i++) {
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA-PSS", NULL);
+    keys[3] = NULL;
+    assert_non_null(ctx);
+    assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, 2048), 1);
+    assert_int_equal(EVP_PKEY_generate(ctx, &keys[3]), 1);
+    EVP_PKEY_CTX_free(ctx);
+    for (int i = 0; i < 4; i++) {
         assert_non_null(keys[i]);
         for (int pkcs8 = 0; pkcs8 < 2; pkcs8++) {
             veil_buf pem;
@@ -194,6 +206,49 @@ static void test_other_key_types_rejected(void **st)
         }
         EVP_PKEY_free(keys[i]);
     }
+}
+
+/* SHA-256 of the DER SPKI that OpenSSL derives from a PEM private key. */
+static void openssl_fingerprint(const veil_buf *pem, uint8_t fp[32])
+{
+    BIO *bio = BIO_new_mem_buf(pem->base, (int)pem->len);
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    assert_non_null(k);
+    unsigned char *der = NULL;
+    int n = i2d_PUBKEY(k, &der);
+    assert_true(n > 0);
+    assert_int_equal(EVP_Digest(der, (size_t)n, fp, NULL, EVP_sha256(), NULL), 1);
+    OPENSSL_free(der);
+    EVP_PKEY_free(k);
+}
+
+/* RSA identities (2048..8192 bits): same PEM and fingerprint rules as Ed25519. */
+static void test_rsa_identity(void **st)
+{
+    (void)st;
+    veil_identity *id = NULL, *back = NULL, *ed = generate("algo");
+    veil_buf pem;
+    uint8_t a[32], b[32], want[32];
+    assert_string_equal(veil_identity_algorithm(ed), "Ed25519");
+    assert_int_equal(veil_identity_generate_rsa(1024, &id), VEIL_ERR_INVALID_ARG);
+    assert_int_equal(veil_identity_generate_rsa(8193, &id), VEIL_ERR_INVALID_ARG);
+    assert_null(id);
+    assert_int_equal(veil_identity_generate_rsa(2048, &id), 0);
+    assert_string_equal(veil_identity_algorithm(id), "RSA-2048");
+    veil_buf_init(&pem);
+    assert_int_equal(veil_identity_to_pem(id, &pem), 0);
+    assert_int_equal(veil_identity_from_pem((const char *)pem.base, pem.len, &back), 0);
+    assert_string_equal(veil_identity_algorithm(back), "RSA-2048");
+    veil_identity_fingerprint(id, a);
+    veil_identity_fingerprint(back, b);
+    assert_memory_equal(a, b, 32);
+    openssl_fingerprint(&pem, want);
+    assert_memory_equal(a, want, 32);
+    veil_buf_free(&pem);
+    veil_identity_free(id);
+    veil_identity_free(back);
+    veil_identity_free(ed);
 }
 
 static void test_garbage_pem_rejected(void **st)
@@ -378,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_pem_roundtrip),
         cmocka_unit_test(test_fingerprint_is_openssl_spki_hash),
         cmocka_unit_test(test_other_key_types_rejected),
+        cmocka_unit_test(test_rsa_identity),
         cmocka_unit_test(test_garbage_pem_rejected),
         cmocka_unit_test(test_encrypted_pem_not_prompted),
         cmocka_unit_test(test_rng_failure),
