@@ -40,7 +40,7 @@
 /* Largest user directory file accepted (about 30000 users). */
 #define VAPP_USERDIR_MAX_FILE (8 * 1024 * 1024)
 /* Largest --iterations accepted: above this a login would take minutes. */
-#define VAPP_USERDIR_MAX_ITERATIONS 100000000u
+#define VAPP_USERDIR_MAX_ITERATIONS VEIL_SCRAM_MAX_ITERATIONS /* what clients accept */
 
 typedef struct vapp_user {
     char name[VEIL_MAX_USER_NAME + 1];

@@ -1176,6 +1176,7 @@ static int fail(veil_conn *c, int err, veil_buf *out, size_t mark, uint64_t tx_s
     }
     c->state = ST_FAILED;
     wipe_handshake(c);
+    veil_memzero(&c->uv, sizeof(c->uv));
     veil_buf_free(&c->in);
     return err;
 }

@@ -2,8 +2,10 @@
  * keyschedule.c - HKDF-SHA256 key schedule, PROTOCOL.md §5.
  *
  *   ikm ──HKDF-Extract(salt = PSK or 0^32)──> hs
- *   hs ──"c hs"/"s hs", H(CH||SH)──> c_hs, s_hs ──"finished"──> finished keys
- *   hs ──"c ap"/"s ap", H(CH||SH||SV||SF)──> c_ap_0, s_ap_0 ──"upd"──> _1 ...
+ *   hs ──"c hs"/"s hs", th_hs──> c_hs, s_hs ──"finished"──> finished keys
+ *   hs ──"c ap"/"s ap", th_ap──> c_ap_0, s_ap_0 ──"upd"──> _1 ...
+ * th_hs = H(CH||SH) for DH groups, H(CH||SH||SV||CKE) for RSA transport;
+ * th_ap = H(CH||SH||SV||SF) for DH groups, H(CH||SH||SV||CKE) for RSA transport.
  */
 #include <string.h>
 

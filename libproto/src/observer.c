@@ -23,6 +23,7 @@ struct veil_observer {
     const veil_identity *rsa;  /* server key for RSA key-transport sessions */
     veil_hash_ctx *transcript; /* handshake messages, for RSA key transport */
     uint16_t group;
+    bool psk_mode; /* the schedule needs a PSK the observer does not have */
     bool have_ch, have_sh;
     uint8_t client_random[VEIL_RANDOM_LEN];
     uint8_t mode;
@@ -157,6 +158,9 @@ static int parse_content(veil_observer *o, veil_observed_record *rec)
             o->mode = sh.mode;
             o->suite = sh.suite;
             o->group = sh.group;
+            const uint8_t *d;
+            uint16_t n;
+            o->psk_mode = veil_ext_find(sh.ext, sh.ext_len, VEIL_EXT_PSK_IDENTITY, &d, &n);
             o->have_sh = true;
         } else if (rec->hs_type == VEIL_HS_SERVER_VERIFY) {
             veil_server_verify sv;
@@ -172,7 +176,8 @@ static int parse_content(veil_observer *o, veil_observed_record *rec)
                 return ret;
             rec->hs_body = ct;
             rec->hs_body_len = ct_len;
-            if (o->group == VEIL_GROUP_RSA_TRANSPORT && o->mode == VEIL_MODE_ENCRYPTED)
+            /* With a PSK the server key is not enough; the keylog may still be. */
+            if (o->group == VEIL_GROUP_RSA_TRANSPORT && o->mode == VEIL_MODE_ENCRYPTED && !o->psk_mode)
                 rsa_keys(o, ct, ct_len);
         } else if (rec->hs_type == VEIL_HS_CLIENT_VERIFY && rec->dir == VEIL_DIR_CLIENT_TO_SERVER) {
             veil_client_verify cv;

@@ -89,7 +89,6 @@ int veil_buf_u64(veil_buf *b, uint64_t v);
 #define VEIL_HS_HEADER_LEN 4
 #define VEIL_X25519_LEN 32
 #define VEIL_AUTH_PROOF_LEN 32
-#define VEIL_SCRAM_MAX_ITERATIONS 10000000 /* a client refuses more: denial of service */
 #define VEIL_ED25519_SIG_LEN 64
 
 typedef struct veil_client_hello {

@@ -42,6 +42,9 @@ typedef struct result {
 } result;
 
 /* Server knows alice (and a PSK for "bob"); runs handshake + one message each way. */
+static test_wire *capture_to; /* when set, run() records the wire */
+static char last_keylog[2][160];
+
 static result run(uint8_t mode, const char *user, const char *password, const uint8_t *psk, const char *psk_id,
                   const veil_identity *id, const uint16_t *groups, int tamper_server_key)
 {
@@ -69,13 +72,15 @@ static result run(uint8_t mode, const char *user, const char *password, const ui
     memcpy(s.psks[0], bob_psk, VEIL_PSK_LEN);
     s.n_psks = 1;
     assert_int_equal(veil_conn_start(c.conn, &c.out), 0);
-    pump(&c, &s, NULL, NULL);
+    tamper_fn fn = capture_to != NULL ? test_capture : NULL;
+    pump(&c, &s, fn, capture_to);
     if (c.done && c.err == 0)
         assert_int_equal(veil_conn_send(c.conn, VEIL_MSG_TEXT, 1, (const uint8_t *)"hi", 2, &c.out), 0);
-    pump(&c, &s, NULL, NULL);
+    pump(&c, &s, fn, capture_to);
     if (s.done && s.err == 0)
         assert_int_equal(veil_conn_send(s.conn, VEIL_MSG_ACK, 2, (const uint8_t *)"ok", 2, &s.out), 0);
-    pump(&c, &s, NULL, NULL);
+    pump(&c, &s, fn, capture_to);
+    memcpy(last_keylog, c.keylog, sizeof(last_keylog));
     memset(&r, 0, sizeof(r));
     r.c_err = c.err;
     r.s_err = s.err;
@@ -328,6 +333,53 @@ static void test_client_signature(void **st)
     veil_identity_free(alice_key);
 }
 
+typedef struct obs_count {
+    int decrypted, failed;
+} obs_count;
+
+static int count_rec(void *user, const veil_observed_record *r)
+{
+    obs_count *n = user;
+    n->decrypted += r->status == VEIL_BODY_DECRYPTED;
+    n->failed += r->status == VEIL_BODY_AUTH_FAILED;
+    return 0;
+}
+
+/* RSA transport in PSK mode: the server key alone is not enough (the PSK salts
+ * the schedule); the observer then uses the keylog instead. */
+static void test_observer_rsa_psk(void **st)
+{
+    (void)st;
+    static test_wire w;
+    uint8_t good[VEIL_PSK_LEN];
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(veil_psk_stretch("correct horse", 13, good), 0);
+    capture_to = &w;
+    result r = run(VEIL_MODE_ENCRYPTED, NULL, NULL, good, "bob", rsa_id, g_rsa, 0);
+    capture_to = NULL;
+    assert_int_equal(r.s_msgs, 1);
+    for (int with_keylog = 0; with_keylog < 2; with_keylog++) {
+        veil_keylog *kl;
+        veil_observer *o;
+        obs_count n = {0, 0};
+        assert_int_equal(veil_keylog_new(&kl), 0);
+        if (with_keylog)
+            for (int i = 0; i < 2; i++)
+                assert_int_equal(veil_keylog_add_line(kl, last_keylog[i], strlen(last_keylog[i])), 0);
+        assert_int_equal(veil_observer_new(kl, &o), 0);
+        veil_observer_set_rsa_identity(o, rsa_id);
+        for (int i = 0; i < w.n; i++)
+            assert_int_equal(veil_observer_feed(o, w.dir[i], w.rec[i], w.len[i], count_rec, &n), 0);
+        assert_int_equal(n.failed, 0);
+        if (with_keylog)
+            assert_true(n.decrypted >= 2);
+        else
+            assert_int_equal(n.decrypted, 0);
+        veil_observer_free(o);
+        veil_keylog_free(kl);
+    }
+}
+
 /* The verifier is SCRAM's: recomputed here with OpenSSL directly. */
 static void test_verifier(void **st)
 {
@@ -385,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_psk_mode),
         cmocka_unit_test(test_verifier),
         cmocka_unit_test(test_client_signature),
+        cmocka_unit_test(test_observer_rsa_psk),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -263,6 +263,7 @@ int veil_fingerprint_parse(const char *text, uint8_t fp[VEIL_FINGERPRINT_LEN]) V
 #define VEIL_SCRAM_SALT_LEN 16
 #define VEIL_SCRAM_MIN_ITERATIONS 4096
 #define VEIL_SCRAM_DEFAULT_ITERATIONS 100000
+#define VEIL_SCRAM_MAX_ITERATIONS 10000000 /* clients refuse more (denial of service) */
 
 /* What a server stores per user: never the password. */
 typedef struct veil_user_verifier {
