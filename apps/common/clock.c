@@ -20,7 +20,15 @@ static uint64_t clock_ms(clockid_t id)
 
 uint64_t vapp_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
-uint64_t vapp_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
+uint64_t vapp_wall_ms(void)
+{
+#ifdef VEIL_TEST_HOOKS
+    uint64_t frozen;
+    if (vapp_test_clock(&frozen))
+        return frozen; /* VEIL_TEST_CLOCK (testhooks.c) */
+#endif
+    return clock_ms(CLOCK_REALTIME);
+}
 
 void vapp_format_utc(uint64_t ms, char out[VAPP_TIMESTR_LEN])
 {

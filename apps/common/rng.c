@@ -9,6 +9,10 @@
 int vapp_random(void *user, uint8_t *out, size_t len)
 {
     (void)user;
+#ifdef VEIL_TEST_HOOKS
+    if (vapp_test_random(out, len) == 0)
+        return 0; /* VEIL_TEST_SEED: reproducible, not random (testhooks.c) */
+#endif
     size_t done = 0;
     /* getrandom returns at most 32 MiB per call and may be interrupted by a
        signal before the pool is ready; each pass makes progress or fails. */

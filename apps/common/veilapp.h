@@ -62,6 +62,15 @@ VAPP_NORETURN void vapp_getopt_error(const char *prog, const char *synopsis, int
 /* veil_callbacks.random: fills out from getrandom(2).  0 or -1. */
 int vapp_random(void *user, uint8_t *out, size_t len);
 
+#ifdef VEIL_TEST_HOOKS
+/* Test-only (testhooks.c, built only with -DVEIL_TEST_HOOKS=ON; docs/CAPTURE.md).
+ * vapp_test_random: fills out from the VEIL_TEST_SEED stream and returns 0,
+ * or returns 1 when VEIL_TEST_SEED is unset.  vapp_test_clock: returns 1 and
+ * the frozen VEIL_TEST_CLOCK time, or 0 when it is unset. */
+int vapp_test_random(uint8_t *out, size_t len);
+int vapp_test_clock(uint64_t *ms);
+#endif
+
 /* Milliseconds on CLOCK_MONOTONIC: what libproto's timers are fed. */
 uint64_t vapp_mono_ms(void);
 /* Milliseconds since 1970-01-01T00:00:00Z (CLOCK_REALTIME): message timestamps. */
