@@ -25,6 +25,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client.h"
+#include "ui_pass.h"
+#include "userdir.h"
 #include "veilapp.h"
 
 static const char *const PROG = "veil-client";
@@ -50,6 +53,12 @@ struct client {
     char kh_path[PATH_MAX];
     char kh_key[600];
     uint64_t timeout_ms;
+    const char *service; /* NULL: msg */
+    const char *user;    /* --user: user authentication */
+    char password[UI_PASS_MAX + 2];
+    size_t password_len;
+    uint16_t groups[4];
+    size_t n_groups;
     /* session */
     int fd;
     char peer[VAPP_ADDRSTR_LEN];
@@ -66,6 +75,14 @@ struct client {
     char kh_err[VAPP_ERRLEN];
     int kh_new;     /* first use: record the key once the handshake is done */
     const char *trust_how;
+    /* service front ends (client.h) */
+    cl_message_fn msg_fn;
+    void *msg_user;
+    /* Messages of a service that arrive before its front end is ready (the
+       chat's welcome, during the login): kind(1) time(8) len(4) data. */
+    veil_buf early;
+    int (*wait_fn)(void *arg);
+    void *wait_arg;
 };
 
 static char g_text[VAPP_SANITIZED_MAX(VEIL_MAX_MESSAGE)];
@@ -75,12 +92,18 @@ static uint8_t g_rdbuf[32 * 1024];
  * warnings: 1 = print as "warning: ...", 2 = do not print (-q). */
 static int g_soft_fail;
 
+/* A line editor on the terminal (chat): its prompt leaves the screen
+ * before the client prints a line of its own on stderr. */
+static ui_term *g_term;
+
 /* The one error line of a failed run. */
 static void fail_line(const char *fmt, ...) VAPP_PRINTF(1, 2);
 static void fail_line(const char *fmt, ...)
 {
     if (g_soft_fail == 2)
         return;
+    if (g_term != NULL)
+        ui_term_hide(g_term);
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -88,6 +111,8 @@ static void fail_line(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "%s: %s%s\n", PROG, g_soft_fail ? "warning: " : "", msg);
     fflush(stderr);
+    if (g_term != NULL)
+        ui_term_show(g_term);
 }
 
 static void note(const struct client *cl, const char *fmt, ...) VAPP_PRINTF(2, 3);
@@ -100,8 +125,12 @@ static void note(const struct client *cl, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (g_term != NULL)
+        ui_term_hide(g_term);
     fprintf(stderr, "%s: %s\n", PROG, msg);
     fflush(stderr);
+    if (g_term != NULL)
+        ui_term_show(g_term);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -121,6 +150,24 @@ static int cb_event(void *user, const veil_event *ev)
         cl->hs_done = 1;
         break;
     case VEIL_EV_MESSAGE:
+        if (cl->msg_fn != NULL) {
+            cl->msg_fn(cl->msg_user, ev); /* a service front end (client.h) */
+            break;
+        }
+        if (cl->service != NULL) {
+            /* Kept for the front end (cl_set_message_handler). */
+            uint32_t n = (uint32_t)ev->len;
+            if (veil_buf_reserve(&cl->early, 13 + ev->len) != 0)
+                return VEIL_ERR_NOMEM;
+            uint8_t *p = cl->early.base + cl->early.len;
+            p[0] = ev->kind;
+            memcpy(p + 1, &ev->timestamp_ms, 8);
+            memcpy(p + 9, &n, 4);
+            if (ev->len > 0)
+                memcpy(p + 13, ev->data, ev->len);
+            cl->early.len += 13 + ev->len;
+            break;
+        }
         /* The payload comes from the server: sanitised before printing. */
         vapp_sanitize(ev->data, ev->len, g_text, sizeof g_text);
         if (ev->kind == VEIL_MSG_ACK) {
@@ -232,6 +279,8 @@ static const char *alert_hint(int code)
         return " (the server is at its connection limit or shutting down; try again later)";
     case VEIL_ALERT_TIMEOUT:
         return " (a server timeout expired)";
+    case VEIL_ALERT_UNKNOWN_SERVICE:
+        return " (the server does not offer this service; see its --services)";
     default:
         return "";
     }
@@ -260,6 +309,17 @@ static int report_error(struct client *cl, int err)
             fail_line("%s", cl->kh_err);
             return VAPP_EXIT_LOCAL;
         }
+    }
+    if (err == VEIL_ERR_PEER_ALERT(VEIL_ALERT_AUTH_FAILED)) {
+        /* Unknown user, wrong password, too many failures: one answer, on
+           purpose (docs/SERVICES.md §1). */
+        fail_line("authentication failed");
+        return CL_EXIT_AUTH;
+    }
+    if (err == -VEIL_ALERT_AUTH_FAILED) {
+        fail_line("authentication failed: the server could not prove that it knows your "
+                  "password verifier (is it the real server?)");
+        return CL_EXIT_AUTH;
     }
     if (err <= VEIL_ERR_PEER_ALERT_BASE && err >= VEIL_ERR_PEER_ALERT_MIN) {
         int code = VEIL_ERR_PEER_ALERT_BASE - err;
@@ -294,6 +354,17 @@ static int cond_closed(const struct client *cl, unsigned long arg)
 {
     (void)arg;
     return cl->peer_closed || cl->eof;
+}
+/* User authentication: ServerAuth verified (veil_conn_user is set then). */
+static int cond_authenticated(const struct client *cl, unsigned long arg)
+{
+    (void)arg;
+    return veil_conn_user(cl->vc) != NULL;
+}
+static int cond_user(const struct client *cl, unsigned long arg)
+{
+    (void)arg;
+    return cl->wait_fn(cl->wait_arg);
 }
 
 /*
@@ -414,18 +485,205 @@ static int send_one(struct client *cl, const char *text, size_t len, unsigned lo
 }
 
 /* ------------------------------------------------------------------------ */
+/* The session, for the service front ends (client.h)                      */
+
+void cl_set_message_handler(struct client *cl, cl_message_fn fn, void *user)
+{
+    cl->msg_fn = fn;
+    cl->msg_user = user;
+    /* What came before, in order. */
+    for (size_t off = 0; fn != NULL && off + 13 <= cl->early.len;) {
+        veil_event ev = {.type = VEIL_EV_MESSAGE};
+        uint32_t n;
+        ev.kind = cl->early.base[off];
+        memcpy(&ev.timestamp_ms, cl->early.base + off + 1, 8);
+        memcpy(&n, cl->early.base + off + 9, 4);
+        ev.data = cl->early.base + off + 13;
+        ev.len = n;
+        fn(user, &ev);
+        off += 13 + (size_t)n;
+    }
+    cl->early.len = 0;
+}
+
+void cl_set_term(struct client *cl, ui_term *t)
+{
+    (void)cl;
+    g_term = t;
+}
+
+int cl_socket(const struct client *cl) { return cl->fd; }
+
+short cl_socket_events(const struct client *cl)
+{
+    return (short)(POLLIN | (cl->out.len > 0 ? POLLOUT : 0));
+}
+
+int cl_poll_timeout(const struct client *cl, int cap_ms)
+{
+    uint64_t t = veil_conn_next_timeout(cl->vc), now = vapp_mono_ms();
+    if (t == UINT64_MAX)
+        return cap_ms;
+    if (t <= now)
+        return 0;
+    return t - now > (uint64_t)cap_ms ? cap_ms : (int)(t - now);
+}
+
+int cl_peer_closed(const struct client *cl) { return cl->peer_closed; }
+
+const char *cl_where(const struct client *cl) { return cl->kh_key; }
+
+void cl_fail(struct client *cl, const char *fmt, ...)
+{
+    (void)cl;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fail_line("%s", msg);
+}
+
+void cl_note(struct client *cl, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    note(cl, "%s", msg);
+}
+
+int cl_io(struct client *cl, short revents)
+{
+    if (flush_out(cl) != 0) {
+        fail_line("connection lost while sending: %s", strerror(errno));
+        return VAPP_EXIT_PROTOCOL;
+    }
+    uint64_t now = vapp_mono_ms();
+    if (veil_conn_next_timeout(cl->vc) <= now) {
+        int r = veil_conn_handle_timeout(cl->vc, now, &cl->out);
+        if (r != 0)
+            return report_error(cl, r);
+    }
+    if (!(revents & (POLLIN | POLLHUP | POLLERR)) || cl->eof)
+        return 0;
+    ssize_t n = recv(cl->fd, g_rdbuf, sizeof g_rdbuf, 0);
+    if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        fail_line("connection lost: %s", strerror(errno));
+        return VAPP_EXIT_PROTOCOL;
+    }
+    if (n == 0) {
+        cl->eof = 1;
+        if (cl->peer_closed)
+            return 0;
+        fail_line("connection truncated: the server closed the connection without close_notify");
+        return VAPP_EXIT_PROTOCOL;
+    }
+    int r = veil_conn_feed(cl->vc, g_rdbuf, (size_t)n, vapp_mono_ms(), &cl->out);
+    if (r != 0)
+        return report_error(cl, r);
+    if (flush_out(cl) != 0) {
+        fail_line("connection lost while sending: %s", strerror(errno));
+        return VAPP_EXIT_PROTOCOL;
+    }
+    return 0;
+}
+
+int cl_send(struct client *cl, uint8_t kind, const void *data, size_t len)
+{
+    int r = veil_conn_send(cl->vc, kind, vapp_wall_ms(), data, len, &cl->out);
+    if (r != 0)
+        return report_error(cl, r);
+    if (flush_out(cl) != 0) {
+        fail_line("connection lost while sending: %s", strerror(errno));
+        return VAPP_EXIT_PROTOCOL;
+    }
+    return 0;
+}
+
+int cl_wait(struct client *cl, int (*done)(void *arg), void *arg, const char *what)
+{
+    cl->wait_fn = done;
+    cl->wait_arg = arg;
+    return pump(cl, cond_user, 0, cl->timeout_ms, what);
+}
+
+int cl_finish(struct client *cl)
+{
+    if (cl->peer_closed || cl->eof) {
+        /* The server ended the session: answer its close_notify. */
+        if (!cl->eof && veil_conn_close(cl->vc, &cl->out) == 0)
+            flush_bounded(cl, ALERT_FLUSH_MS);
+        return VAPP_EXIT_OK;
+    }
+    int r = veil_conn_close(cl->vc, &cl->out);
+    if (r != 0)
+        return report_error(cl, r);
+    /* Wait for the server's close_notify, briefly: what was sent before
+       our close_notify has been delivered in order, so a missing answer
+       only earns a notice. */
+    uint64_t wait_ms = cl->timeout_ms < CLOSE_WAIT_MS ? cl->timeout_ms : CLOSE_WAIT_MS;
+    g_soft_fail = cl->quiet ? 2 : 1;
+    r = pump(cl, cond_closed, 0, wait_ms, "the server's close_notify");
+    g_soft_fail = 0;
+    if (r == 0 && cl->eof && !cl->peer_closed)
+        note(cl, "warning: the server closed the connection without close_notify");
+    return VAPP_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
 
 static void usage(void)
 {
+    /* One write(2) at exit: a reader that stops early (grep -q) then
+       cannot cut the text with SIGPIPE halfway. */
+    static char obuf[16384];
+    setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
     printf("Usage: veil-client [options] HOST [PORT]\n"
+           "       veil-client --service chat [options] HOST [PORT]\n"
+           "       veil-client --service bank --user NAME [options] HOST [PORT] [OPERATION...]\n"
            "\n"
-           "Opens a Veil session to veil-server on HOST, PORT (default %d), sends text\n"
-           "messages, and prints the server's acknowledgement of each as \"ack: <text>\".\n"
-           "Messages come from -m options; otherwise, if standard input is a terminal,\n"
-           "from a \"Message: \" prompt (one message, or several with --interactive until\n"
-           "an empty line or EOF); otherwise one message per line of standard input.\n"
+           "Opens a Veil session to veil-server on HOST, PORT (default %d).\n"
+           "\n"
+           "Service msg (the default): sends text messages and prints the server's\n"
+           "acknowledgement of each as \"ack: <text>\".  Messages come from -m options;\n"
+           "otherwise, if standard input is a terminal, from a \"Message: \" prompt (one\n"
+           "message, or several with --interactive until an empty line or EOF);\n"
+           "otherwise one message per line of standard input.\n"
+           "\n"
+           "Service chat: every line typed (or read from standard input) goes to\n"
+           "everyone else in the chat; their lines are printed as \"NAME: text\".  EXIT\n"
+           "or END (or end of input; Ctrl-C or Ctrl-D on a terminal) leaves the chat.\n"
+           "\n"
+           "Service bank (needs --user): OPERATIONs are deposit AMOUNT, withdraw AMOUNT,\n"
+           "balance, history [N]; AMOUNT like 12.34.  Without OPERATIONs: a menu on a\n"
+           "terminal (1 deposit, 2 withdraw, 3 balance, 4 history, 5 exit), else one\n"
+           "operation per line of standard input.  Each deposit and withdrawal carries\n"
+           "a request id, applied at most once by the server.\n"
            "\n"
            "Options:\n"
+           "      --service NAME       msg (default), chat or bank\n"
+           "      --user NAME          authenticate as user NAME (user directory of the\n"
+           "                           server); the password is read from the terminal\n"
+           "                           with echo off, or from --password-fd; never from\n"
+           "                           the command line or the environment\n"
+           "      --password-fd N      read the password as the first line of file\n"
+           "                           descriptor N (scripts: --password-fd 3 3<FILE)\n"
+           "      --group NAME         key exchange to offer (repeatable, in preference\n"
+           "                           order; default x25519):\n"
+           "                             x25519     elliptic-curve Diffie-Hellman\n"
+           "                             ffdhe2048  classic Diffie-Hellman (RFC 7919)\n"
+           "                             rsa        RSA-OAEP key transport to a server\n"
+           "                                        with an RSA key. It has NO forward\n"
+           "                                        secrecy: anyone who later obtains\n"
+           "                                        the server's private key decrypts\n"
+           "                                        every recorded session.\n"
+           "      --request-id ID      bank: the request id of the one deposit or\n"
+           "                           withdraw given (16-64 of A-Z a-z 0-9 _ -), to\n"
+           "                           repeat a request whose reply was lost\n"
            "  -m, --message TEXT       send TEXT (repeatable; visible to other local\n"
            "                           users in the process list, use stdin for private text)\n"
            "  -i, --interactive        prompt for messages until an empty line or EOF\n"
@@ -462,17 +720,21 @@ static void usage(void)
            "  HOME             locates ~/.config/veil/known_hosts\n"
            "\n"
            "Exit status:\n"
-           "  0  every message was acknowledged\n"
+           "  0  msg: every message was acknowledged; chat: left the chat or the\n"
+           "     server ended it; bank: every operation was carried out\n"
            "  1  bad arguments (or a message longer than %d bytes)\n"
            "  2  cannot connect: name not resolved, connection refused, host\n"
            "     unreachable, or --connect-timeout expired\n"
            "  3  server identity not trusted: --fingerprint mismatch, or the key\n"
            "     recorded in known_hosts changed\n"
            "  4  handshake refused by the server: it sent an alert such as\n"
-           "     plaintext_refused, handshake_failure or server_busy\n"
+           "     plaintext_refused, handshake_failure, unknown_service or server_busy\n"
            "  5  protocol error, connection lost or truncated (closed without\n"
            "     close_notify), alert after the handshake, or --timeout expired\n"
-           "  6  local error: keylog or known_hosts file unusable, out of memory\n",
+           "  6  local error: keylog or known_hosts file unusable, out of memory\n"
+           "  7  authentication failed (unknown user, wrong password, or too many\n"
+           "     failures: the server does not say which)\n"
+           "  8  bank: a request was refused (insufficient funds, malformed amount, ...)\n",
            VEIL_DEFAULT_PORT, DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_TIMEOUT_S, VEIL_MAX_MESSAGE);
 }
 
@@ -488,7 +750,8 @@ static const char *mode_name(uint8_t mode)
 }
 
 static int run(struct client *cl, const char **msgs, size_t n_msgs, int interactive,
-               uint64_t connect_ms, const char *keylog_path)
+               uint64_t connect_ms, const char *keylog_path, char **ops, int n_ops,
+               const char *request_id)
 {
     char err[VAPP_ERRLEN];
     if (vapp_keylog_open(&cl->keylog, keylog_path, err) != 0) {
@@ -512,6 +775,16 @@ static int run(struct client *cl, const char **msgs, size_t n_msgs, int interact
         cfg.n_suites = 1;
     }
     cfg.handshake_timeout_ms = cl->timeout_ms;
+    cfg.service = cl->service;
+    if (cl->n_groups > 0) {
+        cfg.groups = cl->groups;
+        cfg.n_groups = cl->n_groups;
+    }
+    if (cl->user != NULL) {
+        cfg.user_name = cl->user;
+        cfg.password = cl->password;
+        cfg.password_len = cl->password_len;
+    }
     veil_callbacks cb = {
         .random = vapp_random,
         .keylog = cb_keylog,
@@ -520,6 +793,7 @@ static int run(struct client *cl, const char **msgs, size_t n_msgs, int interact
         .user = cl,
     };
     int r = veil_conn_new(&cfg, &cb, vapp_mono_ms(), &cl->vc);
+    veil_memzero(cl->password, sizeof cl->password); /* libproto keeps its own copy */
     if (r != 0) {
         fail_line("cannot start a session: %s", veil_strerror(r));
         return VAPP_EXIT_LOCAL;
@@ -563,6 +837,22 @@ static int run(struct client *cl, const char **msgs, size_t n_msgs, int interact
         note(cl, "server fingerprint sha256:%s (%s)", cl->fp_hex,
              cl->trust_how ? cl->trust_how : "?");
     }
+    if (veil_conn_group(cl->vc) == VEIL_GROUP_RSA_TRANSPORT)
+        note(cl, "note: RSA key transport: this session has no forward secrecy (the server's "
+                 "private key decrypts a recording of it)");
+    if (cl->user != NULL) {
+        /* Wait for the server's proof (ServerAuth): a failed login is then
+           reported before anything is sent or shown. */
+        r = pump(cl, cond_authenticated, 0, cl->timeout_ms, "the authentication");
+        if (r != 0)
+            return r;
+        if (cl->verbose)
+            note(cl, "authenticated as %s", veil_conn_user(cl->vc));
+    }
+    if (cl->service != NULL && strcmp(cl->service, "chat") == 0)
+        return ui_chat_run(cl);
+    if (cl->service != NULL && strcmp(cl->service, "bank") == 0)
+        return ui_bank_run(cl, ops, n_ops, request_id);
 
     /* Messages: -m list, a prompt on a terminal, or lines of a pipe. */
     static char line[VEIL_MAX_MESSAGE + 2];
@@ -629,6 +919,11 @@ int main(int argc, char **argv)
         OPT_KEYLOG,
         OPT_CONNECT_TIMEOUT,
         OPT_TIMEOUT,
+        OPT_SERVICE,
+        OPT_USER,
+        OPT_PASSWORD_FD,
+        OPT_GROUP,
+        OPT_REQUEST_ID,
     };
     static const struct option opts[] = {
         {"message", required_argument, NULL, 'm'},
@@ -641,6 +936,11 @@ int main(int argc, char **argv)
         {"keylog", required_argument, NULL, OPT_KEYLOG},
         {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"service", required_argument, NULL, OPT_SERVICE},
+        {"user", required_argument, NULL, OPT_USER},
+        {"password-fd", required_argument, NULL, OPT_PASSWORD_FD},
+        {"group", required_argument, NULL, OPT_GROUP},
+        {"request-id", required_argument, NULL, OPT_REQUEST_ID},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -653,11 +953,13 @@ int main(int argc, char **argv)
     cl->use_kh = 1;
     cl->timeout_ms = (uint64_t)DEFAULT_TIMEOUT_S * 1000;
     veil_buf_init(&cl->out);
+    veil_buf_init(&cl->early);
     cl->keylog.fd = -1;
     static const char *msgs[MAX_MESSAGES];
     size_t n_msgs = 0;
     int interactive = 0, kh_given = 0;
-    const char *kh_opt = NULL, *keylog_path = NULL;
+    const char *kh_opt = NULL, *keylog_path = NULL, *request_id = NULL;
+    long password_fd = -1;
     uint64_t connect_ms = (uint64_t)DEFAULT_CONNECT_TIMEOUT_S * 1000;
     int c;
     opterr = 0;
@@ -700,6 +1002,40 @@ int main(int argc, char **argv)
             if (vapp_parse_seconds(optarg, 3600.0, 0, &cl->timeout_ms) != 0)
                 vapp_usage_error(PROG, SYNOPSIS, "--timeout needs seconds (0 < SEC <= 3600)");
             break;
+        case OPT_SERVICE:
+            if (strcmp(optarg, "msg") != 0 && strcmp(optarg, "chat") != 0 &&
+                strcmp(optarg, "bank") != 0)
+                vapp_usage_error(PROG, SYNOPSIS, "unknown service '%s' (known: msg, chat, bank)",
+                                 optarg);
+            cl->service = strcmp(optarg, "msg") == 0 ? NULL : optarg;
+            break;
+        case OPT_USER:
+            if (!vapp_user_name_valid(optarg))
+                vapp_usage_error(PROG, SYNOPSIS,
+                                 "--user needs a name of 1 to %d characters of A-Z a-z 0-9 . _ -",
+                                 VEIL_MAX_USER_NAME);
+            cl->user = optarg;
+            break;
+        case OPT_PASSWORD_FD: {
+            unsigned long fd;
+            if (vapp_parse_ulong(optarg, 0, 1000000, &fd) != 0)
+                vapp_usage_error(PROG, SYNOPSIS, "--password-fd needs a file descriptor number");
+            password_fd = (long)fd;
+            break;
+        }
+        case OPT_GROUP: {
+            uint16_t g;
+            if (veil_group_from_name(optarg, &g) != 0)
+                vapp_usage_error(PROG, SYNOPSIS,
+                                 "unknown key exchange '%s' (known: x25519, ffdhe2048, rsa)", optarg);
+            int dup = 0;
+            for (size_t i = 0; i < cl->n_groups; i++)
+                dup |= cl->groups[i] == g;
+            if (!dup && cl->n_groups < 3)
+                cl->groups[cl->n_groups++] = g;
+            break;
+        }
+        case OPT_REQUEST_ID: request_id = optarg; break;
         case 'v': cl->verbose = 1; break;
         case 'q': cl->quiet = 1; break;
         case 'h': usage(); return VAPP_EXIT_OK;
@@ -713,13 +1049,32 @@ int main(int argc, char **argv)
     char portbuf[16];
     snprintf(portbuf, sizeof portbuf, "%d", VEIL_DEFAULT_PORT);
     cl->port = portbuf;
-    if (optind < argc) {
+    int bank = cl->service != NULL && strcmp(cl->service, "bank") == 0;
+    /* bank: HOST [PORT] [OPERATION...]; a PORT is all digits, an operation
+       never starts with one. */
+    if (optind < argc && (!bank || (argv[optind][0] >= '0' && argv[optind][0] <= '9'))) {
         cl->port = argv[optind++];
         if (vapp_parse_port(cl->port, 0) < 0)
             vapp_usage_error(PROG, SYNOPSIS, "invalid port '%s' (1-65535)", cl->port);
     }
-    if (optind < argc)
+    char **ops = argv + optind;
+    int n_ops = bank ? argc - optind : 0;
+    if (optind < argc && !bank)
         vapp_usage_error(PROG, SYNOPSIS, "unexpected argument '%s'", argv[optind]);
+    if (bank) {
+        char err[VAPP_ERRLEN];
+        if (cl->user == NULL)
+            vapp_usage_error(PROG, SYNOPSIS,
+                             "the bank service needs --user NAME (accounts belong to users)");
+        if (ui_bank_check_ops(ops, n_ops, request_id, err) != 0)
+            vapp_usage_error(PROG, SYNOPSIS, "%s", err);
+    } else if (request_id != NULL) {
+        vapp_usage_error(PROG, SYNOPSIS, "--request-id is for the bank service");
+    }
+    if (cl->service != NULL && (n_msgs > 0 || interactive))
+        vapp_usage_error(PROG, SYNOPSIS, "-m and --interactive are for the msg service");
+    if (password_fd >= 0 && cl->user == NULL)
+        vapp_usage_error(PROG, SYNOPSIS, "--password-fd needs --user");
     if (kh_given && !cl->use_kh)
         vapp_usage_error(PROG, SYNOPSIS, "--known-hosts and --no-known-hosts conflict");
     if (cl->host[0] == '\0')
@@ -737,10 +1092,22 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
 
-    int status = run(cl, msgs, n_msgs, interactive, connect_ms, keylog_path);
+    if (cl->user != NULL) {
+        /* Asked before connecting, so typing it does not race a timeout. */
+        char err[VAPP_ERRLEN];
+        if (ui_read_password(cl->user, cl->kh_key, (int)password_fd, cl->password,
+                             sizeof cl->password, &cl->password_len, err) != 0) {
+            fail_line("%s", err);
+            return VAPP_EXIT_USAGE;
+        }
+    }
+
+    int status = run(cl, msgs, n_msgs, interactive, connect_ms, keylog_path, ops, n_ops, request_id);
+    veil_memzero(cl->password, sizeof cl->password);
 
     veil_conn_free(cl->vc);
     veil_buf_free(&cl->out);
+    veil_buf_free(&cl->early);
     if (cl->fd >= 0)
         close(cl->fd);
     vapp_keylog_close(&cl->keylog);

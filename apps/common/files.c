@@ -244,14 +244,17 @@ int vapp_identity_load(const char *path, veil_identity **out, char *err)
     veil_buf_free(&b); /* wipes the PEM */
     if (v != 0) {
         snprintf(err, VAPP_ERRLEN,
-                 "key file %s is not a Veil identity (an Ed25519 PKCS#8 PEM private key): %s",
+                 "key file %s is not a Veil identity (an Ed25519 or RSA PKCS#8 PEM private "
+                 "key): %s",
                  path, veil_strerror(v));
         return -1;
     }
     return 0;
 }
 
-int vapp_identity_create(const char *path, int overwrite, veil_identity **out, char *err)
+/* rsa_bits 0: Ed25519; else RSA of that size. */
+static int identity_create(const char *path, unsigned rsa_bits, int overwrite, veil_identity **out,
+                           char *err)
 {
     veil_identity *id = NULL;
     veil_buf pem;
@@ -259,7 +262,8 @@ int vapp_identity_create(const char *path, int overwrite, veil_identity **out, c
     int ret = -1;
     if (vapp_mkdir_parents(path, err) != 0)
         goto done;
-    int v = veil_identity_generate(vapp_random, NULL, &id);
+    int v = rsa_bits == 0 ? veil_identity_generate(vapp_random, NULL, &id)
+                          : veil_identity_generate_rsa(rsa_bits, &id);
     if (v != 0) {
         vapp_errf(err, "cannot generate a key: %s", veil_strerror(v));
         goto done;
@@ -297,6 +301,17 @@ done:
     else
         veil_identity_free(id);
     return ret;
+}
+
+int vapp_identity_create(const char *path, int overwrite, veil_identity **out, char *err)
+{
+    return identity_create(path, 0, overwrite, out, err);
+}
+
+int vapp_identity_create_rsa(const char *path, unsigned bits, int overwrite, veil_identity **out,
+                             char *err)
+{
+    return identity_create(path, bits, overwrite, out, err);
 }
 
 void vapp_fp_string(const uint8_t fp[VEIL_FINGERPRINT_LEN], char out[VAPP_FPSTR_LEN])

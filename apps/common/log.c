@@ -7,6 +7,14 @@
 #include "veilapp.h"
 
 static int g_level = VAPP_LOG_INFO;
+static void (*g_hook)(void *user, int before);
+static void *g_hook_user;
+
+void vapp_log_set_hook(void (*hook)(void *user, int before), void *user)
+{
+    g_hook = hook;
+    g_hook_user = user;
+}
 
 void vapp_log_set_level(int level) { g_level = level; }
 
@@ -42,8 +50,12 @@ void vapp_vlog(int level, const char *fmt, va_list ap)
         if (line[i] == '\n' || line[i] == '\r')
             line[i] = ' ';
     line[used++] = '\n';
+    if (g_hook != NULL)
+        g_hook(g_hook_user, 1);
     fwrite(line, 1, used, stderr);
     fflush(stderr);
+    if (g_hook != NULL)
+        g_hook(g_hook_user, 0);
 }
 
 void vapp_log(int level, const char *fmt, ...)

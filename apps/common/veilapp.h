@@ -95,6 +95,10 @@ void vapp_log_set_level(int level);
 int vapp_log_enabled(int level);
 void vapp_log(int level, const char *fmt, ...) VAPP_PRINTF(2, 3);
 void vapp_vlog(int level, const char *fmt, va_list ap) VAPP_PRINTF(2, 0);
+/* Called with before = 1 just before a log line is written and 0 just after
+ * (a terminal line editor takes its prompt off the screen meanwhile); NULL
+ * removes it. */
+void vapp_log_set_hook(void (*hook)(void *user, int before), void *user);
 
 /* ------------------------------------------------------------------------ */
 /* Text from the network (text.c)                                           */
@@ -137,11 +141,14 @@ int vapp_write_file_atomic(const char *path, const void *data, size_t len, mode_
  */
 int vapp_read_private_file(const char *path, veil_buf *out, char *err);
 
-/* Loads an Ed25519 identity from a private key file (checks as above). */
+/* Loads an identity (Ed25519 or RSA) from a private key file (checks as above). */
 int vapp_identity_load(const char *path, veil_identity **out, char *err);
-/* Generates an identity and writes path (0600) and path.pub (0644). Returns
- * 0, -1, or -2 if path exists and overwrite is 0. */
+/* Generates an Ed25519 identity and writes path (0600) and path.pub (0644).
+ * Returns 0, -1, or -2 if path exists and overwrite is 0. */
 int vapp_identity_create(const char *path, int overwrite, veil_identity **out, char *err);
+/* The same with an RSA key of bits bits (2048..8192; libproto's DRBG). */
+int vapp_identity_create_rsa(const char *path, unsigned bits, int overwrite, veil_identity **out,
+                             char *err);
 /* "sha256:<64 hex>" of an identity or a raw fingerprint. */
 #define VAPP_FPSTR_LEN (7 + VEIL_FINGERPRINT_HEX_LEN)
 void vapp_fp_string(const uint8_t fp[VEIL_FINGERPRINT_LEN], char out[VAPP_FPSTR_LEN]);

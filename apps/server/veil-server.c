@@ -1,6 +1,8 @@
 /*
- * veil-server - the Veil "msg" service: accepts Veil connections, prints
- * every text message it receives and acknowledges it.  See docs/USAGE.md.
+ * veil-server - accepts Veil connections and serves the services the
+ * clients ask for: "msg" (prints every text message and acknowledges it;
+ * here), "chat" and "bank" (svc_chat.c, svc_bank.c; docs/SERVICES.md).
+ * See docs/USAGE.md.
  *
  * One thread, non-blocking sockets, one epoll set.  Each connection is a
  * veil_conn (libproto: all protocol logic and every wire byte) plus an
@@ -32,6 +34,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "svc.h"
 #include "veilapp.h"
 
 static const char *const PROG = "veil-server";
@@ -48,7 +51,7 @@ static const char *const SYNOPSIS = "veil-server [options] [PORT]";
 #define ACCEPTS_PER_EVENT 64
 #define ACCEPT_PAUSE_MS 100    /* after EMFILE & co. */
 
-enum tag_kind { TAG_LISTEN, TAG_SIGNAL, TAG_CONN };
+enum tag_kind { TAG_LISTEN, TAG_SIGNAL, TAG_CONN, TAG_CONSOLE };
 struct tag {
     enum tag_kind kind;
     int fd;
@@ -81,6 +84,18 @@ struct conn {
     size_t *acks;
     size_t n_acks, cap_acks;
     int ack_oom;
+    /* Services other than msg (svc.h): their messages are queued here
+       during veil_conn_feed as kind(1) len(4, host order) data, and handed
+       to the service after feed returns. */
+    int svc;         /* SVC_*, from the negotiated service name */
+    int svc_started; /* the service has seen the session start */
+    veil_buf inbox;
+    int inbox_oom;
+    /* User authentication (svc_auth.c): what the lookup learnt, the
+       rate-limit key of the peer, and a refusal held back until hold_until. */
+    auth_attempt auth;
+    char addr[AUTH_ADDR_LEN];
+    uint64_t hold_until;
 };
 
 struct server {
@@ -103,10 +118,19 @@ struct server {
     unsigned long next_id;
     int shutting_down;
     uint64_t shutdown_deadline;
+    /* services (svc.h) */
+    int services; /* SVC_* mask of --services */
+    char services_list[64];
+    const char *users_path; /* --users: every session must authenticate */
+    struct tag console;     /* the chat console on stdin */
+    int console_on;
+    const char *shutdown_req; /* srv_shutdown: why, handled by the loop */
 };
 
 static uint8_t g_rdbuf[64 * 1024];
 static char g_text[VAPP_SANITIZED_MAX(VEIL_MAX_MESSAGE)];
+static char g_outline[VAPP_SANITIZED_MAX(VEIL_MAX_MESSAGE) + VAPP_TIMESTR_LEN + VAPP_ADDRSTR_LEN + 16];
+static struct server *g_srv; /* the one server, for srv_shutdown */
 
 /* ------------------------------------------------------------------------ */
 /* Connection bookkeeping                                                   */
@@ -131,7 +155,7 @@ static void conn_set_events(struct conn *c)
     uint32_t want = 0;
     if (!c->rd_eof && c->out.len < OUT_HIGH_WATER)
         want |= EPOLLIN | EPOLLRDHUP;
-    if (c->out.len > 0)
+    if (c->out.len > 0 && c->hold_until == 0)
         want |= EPOLLOUT;
     if (want == c->ev_mask)
         return;
@@ -144,6 +168,7 @@ static void conn_set_events(struct conn *c)
 static void conn_destroy(struct conn *c)
 {
     struct server *s = c->srv;
+    chat_leave(c, c->peer_closed ? "left" : "connection closed");
     if (c->tag.fd >= 0) {
         epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->tag.fd, NULL);
         close(c->tag.fd);
@@ -160,6 +185,7 @@ static void conn_destroy(struct conn *c)
         c->next->prev = c->prev;
     veil_conn_free(c->vc); /* wipes the keys */
     veil_buf_free(&c->out);
+    veil_buf_free(&c->inbox);
     free(c->acks);
     free(c);
 }
@@ -185,6 +211,11 @@ static void conn_begin_close(struct conn *c, uint64_t now)
  * was destroyed. */
 static int conn_flush(struct conn *c)
 {
+    if (c->hold_until != 0) {
+        /* A refused login: the alert waits for its timer (run_timers). */
+        conn_set_events(c);
+        return 0;
+    }
     while (c->out.len > 0) {
         ssize_t n = send(c->tag.fd, c->out.base, c->out.len, MSG_NOSIGNAL);
         if (n > 0) {
@@ -244,13 +275,33 @@ static int cb_event(void *user, const veil_event *ev)
 {
     struct conn *c = user;
     switch (ev->type) {
-    case VEIL_EV_HANDSHAKE_DONE:
+    case VEIL_EV_HANDSHAKE_DONE: {
         c->hs_logged = 1;
-        conn_log(c, VAPP_LOG_INFO, "handshake done: mode=%s suite=%s group=%s",
+        c->svc = svc_from_name(veil_conn_service(c->vc));
+        const char *uname = veil_conn_user(c->vc);
+        conn_log(c, VAPP_LOG_INFO, "handshake done: mode=%s suite=%s group=%s service=%s%s%s",
                  mode_name(veil_conn_mode(c->vc)), suite_label(veil_conn_suite(c->vc)),
-                 veil_group_name(veil_conn_group(c->vc)));
+                 veil_group_name(veil_conn_group(c->vc)), veil_conn_service(c->vc),
+                 uname ? " user=" : "", uname ? uname : "");
         break;
+    }
     case VEIL_EV_MESSAGE:
+        if (c->svc != SVC_MSG) {
+            /* chat, bank: handed to the service once feed has returned. */
+            uint8_t hdr[5];
+            uint32_t n = (uint32_t)ev->len;
+            hdr[0] = ev->kind;
+            memcpy(hdr + 1, &n, 4);
+            if (veil_buf_reserve(&c->inbox, sizeof hdr + ev->len) != 0) {
+                c->inbox_oom = 1;
+                break;
+            }
+            memcpy(c->inbox.base + c->inbox.len, hdr, sizeof hdr);
+            if (ev->len > 0)
+                memcpy(c->inbox.base + c->inbox.len + sizeof hdr, ev->data, ev->len);
+            c->inbox.len += sizeof hdr + ev->len;
+            break;
+        }
         if (ev->kind != VEIL_MSG_TEXT) {
             conn_log(c, VAPP_LOG_WARN, "ignored message of kind %s (%zu bytes)",
                      veil_msg_kind_name(ev->kind), ev->len);
@@ -261,8 +312,8 @@ static int cb_event(void *user, const veil_event *ev)
             char ts[VAPP_TIMESTR_LEN];
             vapp_format_utc(ev->timestamp_ms, ts);
             vapp_sanitize(ev->data, ev->len, g_text, sizeof g_text);
-            printf("[%s] %s: %s\n", ts, c->peer, g_text);
-            fflush(stdout);
+            snprintf(g_outline, sizeof g_outline, "[%s] %s: %s", ts, c->peer, g_text);
+            console_print(g_outline);
         }
         conn_log(c, VAPP_LOG_INFO, "message %lu: text, %zu bytes", c->n_msgs, ev->len);
         if (c->n_acks == c->cap_acks) {
@@ -287,6 +338,13 @@ static int cb_event(void *user, const veil_event *ev)
     return 0;
 }
 
+/* User authentication: the directory, the rate limits (svc_auth.c). */
+static int cb_lookup_user(void *user, const char *name, veil_user_verifier *v)
+{
+    struct conn *c = user;
+    return auth_lookup(name, c->addr, vapp_mono_ms(), v, &c->auth);
+}
+
 static const veil_callbacks *callbacks_for(struct conn *c, veil_callbacks *cb)
 {
     memset(cb, 0, sizeof *cb);
@@ -294,6 +352,8 @@ static const veil_callbacks *callbacks_for(struct conn *c, veil_callbacks *cb)
     cb->keylog = cb_keylog;
     cb->on_event = cb_event;
     cb->verify_identity = NULL;
+    if (c->srv->users_path != NULL)
+        cb->lookup_user = cb_lookup_user;
     cb->user = c;
     return cb;
 }
@@ -312,11 +372,106 @@ static void log_proto_error(struct conn *c, int err, const char *when)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The core, for the services (svc.h)                                       */
+
+int srv_send(struct conn *c, uint8_t kind, const void *data, size_t len)
+{
+    if (c->dead || c->sent_close || c->closing)
+        return -1;
+    int r = veil_conn_send(c->vc, kind, vapp_wall_ms(), data, len, &c->out);
+    if (r != 0) {
+        log_proto_error(c, r, "cannot send");
+        veil_conn_abort(c->vc, VEIL_ALERT_INTERNAL_ERROR, &c->out);
+        c->dead = 1;
+        conn_begin_close(c, vapp_mono_ms());
+    }
+    conn_set_events(c); /* the loop writes it: nothing is destroyed here */
+    return r == 0 ? 0 : -1;
+}
+
+void srv_close(struct conn *c, const char *why)
+{
+    if (c->dead || c->sent_close)
+        return;
+    int r = veil_conn_close(c->vc, &c->out);
+    if (r != 0)
+        log_proto_error(c, r, "cannot send close_notify");
+    c->sent_close = 1;
+    conn_log(c, VAPP_LOG_INFO, "closing the session: %s (sent close_notify)", why);
+    conn_begin_close(c, vapp_mono_ms());
+    conn_set_events(c);
+}
+
+void srv_abort(struct conn *c, int alert, const char *why)
+{
+    if (c->dead)
+        return;
+    veil_conn_abort(c->vc, alert, &c->out);
+    c->dead = 1;
+    conn_log(c, VAPP_LOG_WARN, "%s (sent alert %s)", why, veil_alert_name(alert));
+    conn_begin_close(c, vapp_mono_ms());
+    conn_set_events(c);
+}
+
+unsigned long srv_conn_id(const struct conn *c) { return c->id; }
+const char *srv_conn_peer(const struct conn *c) { return c->peer; }
+const char *srv_conn_user(const struct conn *c) { return veil_conn_user(c->vc); }
+size_t srv_conn_queued(const struct conn *c) { return c->out.len; }
+
+void srv_conn_log(const struct conn *c, int level, const char *fmt, ...)
+{
+    if (!vapp_log_enabled(level))
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    conn_log(c, level, "%s", msg);
+}
+
+void srv_shutdown(const char *why)
+{
+    if (g_srv != NULL && g_srv->shutdown_req == NULL)
+        g_srv->shutdown_req = why;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Input                                                                    */
+
+/* chat, bank: the session start and the messages queued by cb_event. */
+static void conn_run_service(struct conn *c)
+{
+    if (!c->svc_started && veil_conn_handshake_done(c->vc)) {
+        c->svc_started = 1;
+        if (c->svc == SVC_CHAT)
+            chat_join(c);
+    }
+    size_t off = 0;
+    while (off + 5 <= c->inbox.len && !c->dead && !c->closing) {
+        uint8_t kind = c->inbox.base[off];
+        uint32_t n;
+        memcpy(&n, c->inbox.base + off + 1, 4);
+        const uint8_t *data = c->inbox.base + off + 5;
+        off += 5 + (size_t)n;
+        if (c->svc == SVC_CHAT)
+            chat_message(c, kind, data, n);
+        else if (c->svc == SVC_BANK)
+            bank_request(c, kind, data, n);
+        c->n_msgs++;
+    }
+    c->inbox.len = 0;
+    if (c->inbox_oom && !c->dead) {
+        c->inbox_oom = 0;
+        srv_abort(c, VEIL_ALERT_INTERNAL_ERROR, "out of memory; connection dropped");
+    }
+}
 
 /* Sends the ACKs queued by cb_event, answers a close_notify. */
 static void conn_after_feed(struct conn *c, uint64_t now)
 {
+    if (c->svc != SVC_MSG && c->svc != SVC_NONE && !c->dead)
+        conn_run_service(c);
     for (size_t i = 0; i < c->n_acks && !c->dead; i++) {
         char payload[64];
         int n = snprintf(payload, sizeof payload, "received %zu bytes", c->acks[i]);
@@ -335,6 +490,8 @@ static void conn_after_feed(struct conn *c, uint64_t now)
         c->dead = 1;
         conn_begin_close(c, now);
     }
+    if (c->peer_closed)
+        chat_leave(c, "left");
     if (c->peer_closed && !c->sent_close && !c->dead) {
         conn_log(c, VAPP_LOG_INFO, "closed by peer (close_notify) after %lu message%s",
                  c->n_msgs, c->n_msgs == 1 ? "" : "s");
@@ -386,7 +543,19 @@ static int conn_on_readable(struct conn *c, uint64_t now)
         if (c->dead || c->peer_closed || (c->closing && !c->sent_close))
             continue; /* draining after an error or close: input is discarded */
         int r = veil_conn_feed(c->vc, g_rdbuf, (size_t)n, now, &c->out);
-        if (r != 0) {
+        if (r == -VEIL_ALERT_AUTH_FAILED && c->srv->users_path != NULL) {
+            /* A failed login: counted, logged, and answered only after a
+               delay (held in out; other clients are served meanwhile). */
+            c->n_acks = 0;
+            c->inbox.len = 0;
+            c->dead = 1;
+            uint64_t delay = auth_failed(&c->auth, c->addr, c->peer, c->id, now);
+            conn_begin_close(c, now);
+            if (delay > 0) {
+                c->hold_until = now + delay;
+                c->close_deadline = c->hold_until + CLOSE_LINGER_MS;
+            }
+        } else if (r != 0) {
             c->n_acks = 0; /* the connection is dead: nothing more is sent */
             log_proto_error(c, r, c->hs_logged ? "connection failed" : "handshake failed");
             c->dead = 1;
@@ -412,7 +581,9 @@ static struct conn *conn_new(struct server *s, int fd, const struct sockaddr *sa
     c->srv = s;
     c->id = ++s->next_id;
     vapp_format_addr(sa, salen, c->peer);
+    auth_addr_key(sa, salen, c->addr);
     veil_buf_init(&c->out);
+    veil_buf_init(&c->inbox);
     c->last_rx_ms = now;
     veil_callbacks cb;
     if (veil_conn_new(&s->cfg, callbacks_for(c, &cb), now, &c->vc) != 0) {
@@ -515,6 +686,15 @@ static void on_accept(struct server *s, struct tag *l, uint64_t now)
             refuse_busy(s, fd, (struct sockaddr *)&ss, sl, now);
             continue;
         }
+        if (s->users_path != NULL && s->n_closing >= MAX_CLOSING) {
+            /* Refusals lingering already: a blocked address gets no more. */
+            char key[AUTH_ADDR_LEN];
+            auth_addr_key((struct sockaddr *)&ss, sl, key);
+            if (auth_addr_blocked(key, now)) {
+                close(fd);
+                continue;
+            }
+        }
         struct conn *c = conn_new(s, fd, (struct sockaddr *)&ss, sl, now);
         if (c == NULL) {
             char addr[VAPP_ADDRSTR_LEN];
@@ -525,6 +705,19 @@ static void on_accept(struct server *s, struct tag *l, uint64_t now)
             continue;
         }
         vapp_set_nodelay(fd);
+        if (s->users_path != NULL && auth_addr_blocked(c->addr, now)) {
+            /* Every session here must log in: one from an address over its
+               failure limit is refused before its hello (svc_auth.c). */
+            conn_log(c, VAPP_LOG_WARN,
+                     "refused: too many failed logins from %s in the last %d s; sent "
+                     "auth_failed at once",
+                     c->addr, AUTH_WINDOW_MS / 1000);
+            veil_conn_abort(c->vc, VEIL_ALERT_AUTH_FAILED, &c->out);
+            c->dead = 1;
+            conn_begin_close(c, now);
+            (void)conn_flush(c);
+            continue;
+        }
         c->counted = 1;
         s->n_active++;
         conn_log(c, VAPP_LOG_INFO, "connected");
@@ -537,9 +730,11 @@ static void on_accept(struct server *s, struct tag *l, uint64_t now)
 static uint64_t conn_deadline(const struct conn *c, uint64_t idle_ms)
 {
     if (c->closing)
-        return c->close_deadline;
+        return c->hold_until != 0 && c->hold_until < c->close_deadline ? c->hold_until
+                                                                        : c->close_deadline;
     uint64_t t = veil_conn_next_timeout(c->vc);
-    if (veil_conn_handshake_done(c->vc) && idle_ms > 0) {
+    /* chat: a participant who only reads is not idle (docs/SERVICES.md). */
+    if (veil_conn_handshake_done(c->vc) && idle_ms > 0 && c->svc != SVC_CHAT) {
         uint64_t idle = c->last_rx_ms + idle_ms;
         if (idle < t)
             t = idle;
@@ -554,6 +749,12 @@ static void run_timers(struct server *s, uint64_t now)
         next = c->next;
         if (conn_deadline(c, s->idle_ms) > now)
             continue;
+        if (c->closing && c->hold_until != 0 && now < c->close_deadline) {
+            /* The delayed refusal of a login leaves now. */
+            c->hold_until = 0;
+            (void)conn_flush(c);
+            continue;
+        }
         if (c->closing) {
             if (c->out.len > 0)
                 conn_log(c, VAPP_LOG_INFO, "closed with %zu bytes unsent (peer not reading)",
@@ -606,13 +807,19 @@ static int epoll_timeout(const struct server *s, uint64_t now)
 /* ------------------------------------------------------------------------ */
 /* Shutdown                                                                 */
 
-static void begin_shutdown(struct server *s, const char *signame, uint64_t now)
+/* why: "SIGTERM received", "EXIT typed on the console", ... */
+static void begin_shutdown(struct server *s, const char *why, uint64_t now)
 {
     size_t n = 0;
     for (struct conn *c = s->conns; c != NULL; c = c->next)
         n++;
-    vapp_log(VAPP_LOG_INFO, "shutdown: %s received; closing %zu connection%s", signame, n,
+    vapp_log(VAPP_LOG_INFO, "shutdown: %s; closing %zu connection%s", why, n,
              n == 1 ? "" : "s");
+    if (s->console_on) {
+        epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->console.fd, NULL);
+        console_close();
+        s->console_on = 0;
+    }
     s->shutting_down = 1;
     s->shutdown_deadline = now + SHUTDOWN_GRACE_MS;
     for (int i = 0; i < s->n_lst; i++) {
@@ -650,14 +857,29 @@ static void begin_shutdown(struct server *s, const char *signame, uint64_t now)
 
 static void usage(void)
 {
+    /* One write(2) at exit: a reader that stops early (grep -q) then
+       cannot cut the text with SIGPIPE halfway. */
+    static char obuf[16384];
+    setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
     printf("Usage: veil-server [options] [PORT]\n"
            "\n"
-           "Runs the Veil \"msg\" service on PORT (default %d): prints every text message\n"
-           "it receives on standard output as\n"
-           "    [<UTC time of the message>] <peer address>: <text>\n"
-           "and answers each with an acknowledgement \"received <n> bytes\".\n"
+           "Serves Veil sessions on PORT (default %d); each client asks for one of the\n"
+           "services given with --services (docs/SERVICES.md):\n"
+           "  msg   prints every text message on standard output as\n"
+           "          [<UTC time of the message>] <peer address>: <text>\n"
+           "        and answers each with an acknowledgement \"received <n> bytes\"\n"
+           "  chat  everyone in the chat and the operator, who types on this program's\n"
+           "        standard input, see each other's lines as \"NAME: text\"; EXIT or\n"
+           "        END typed here stops the server (close_notify to every client)\n"
+           "  bank  deposit, withdraw, balance and history for authenticated users,\n"
+           "        in an SQLite ledger (--bank-db); needs --users\n"
            "Logs one line per event on standard error.  PORT 0 picks a free port\n"
            "(shown in the \"listening on\" log line).\n"
+           "\n"
+           "Key exchange: the client chooses among X25519, FFDHE-2048 and, when the\n"
+           "identity key is RSA (veil-keygen --rsa), RSA key transport, which has NO\n"
+           "forward secrecy: anyone who obtains the key file later decrypts every\n"
+           "recorded RSA-transport session.\n"
            "\n"
            "Options:\n"
            "  -b, --bind ADDR            listen on ADDR only (an IPv4 or IPv6 address or a\n"
@@ -682,6 +904,18 @@ static void usage(void)
            "                             timeout; 0 disables (default %d)\n"
            "      --handshake-timeout SEC  a client must finish its handshake within SEC\n"
            "                             (default %d; fractions allowed, e.g. 0.5)\n"
+           "      --services LIST        comma-separated services to offer: msg, chat,\n"
+           "                             bank (default msg); another gets unknown_service\n"
+           "      --users FILE           user directory (made with veil-user): every\n"
+           "                             session must then log in as a user, whatever its\n"
+           "                             service; a failed login is answered after 1 s\n"
+           "      --auth-limit N         after N failed logins for one user name within\n"
+           "                             60 s, its logins are refused at once (default %d)\n"
+           "      --auth-addr-limit N    after N failed logins from one address (IPv6:\n"
+           "                             its /64) within 60 s, its sessions are refused at\n"
+           "                             once (default %d)\n"
+           "      --bank-db FILE         the bank's SQLite ledger, created if missing\n"
+           "                             (default ~/.config/veil/bank.db)\n"
            "  -q, --quiet                log only warnings and errors\n"
            "  -h, --help                 show this help and exit\n"
            "  -V, --version              show the version and exit\n"
@@ -690,17 +924,19 @@ static void usage(void)
            "  VEIL_KEYLOGFILE  keylog file used when --keylog is not given\n"
            "  HOME             locates ~/.config/veil/identity.key\n"
            "\n"
-           "Signals: SIGINT or SIGTERM shut the server down gracefully: every connected\n"
-           "client gets close_notify, output is flushed for up to %d s, exit status 0.\n"
+           "Signals: SIGINT or SIGTERM (or EXIT on the chat console) shut the server\n"
+           "down gracefully: every connected client gets close_notify, output is\n"
+           "flushed for up to %d s, exit status 0.\n"
            "\n"
            "Exit status:\n"
-           "  0  shut down by SIGINT/SIGTERM\n"
+           "  0  shut down by SIGINT/SIGTERM or EXIT on the chat console\n"
            "  1  bad arguments\n"
            "  2  cannot listen (address in use, bad bind address, ...)\n"
            "  6  local error: key file missing, unsafe or invalid; keylog file\n"
-           "     cannot be opened; out of memory\n",
+           "     cannot be opened; user directory or bank ledger unusable; out of\n"
+           "     memory\n",
            VEIL_DEFAULT_PORT, DEFAULT_MAX_CONNS, DEFAULT_IDLE_S, DEFAULT_HS_TIMEOUT_S,
-           SHUTDOWN_GRACE_MS / 1000);
+           AUTH_DEFAULT_USER_LIMIT, AUTH_DEFAULT_ADDR_LIMIT, SHUTDOWN_GRACE_MS / 1000);
 }
 
 static size_t parse_suites(const char *list, uint16_t out[16])
@@ -800,6 +1036,11 @@ int main(int argc, char **argv)
         OPT_MAX_CONNS,
         OPT_IDLE,
         OPT_HS_TIMEOUT,
+        OPT_SERVICES,
+        OPT_USERS,
+        OPT_BANK_DB,
+        OPT_AUTH_LIMIT,
+        OPT_AUTH_ADDR_LIMIT,
     };
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},
@@ -811,12 +1052,19 @@ int main(int argc, char **argv)
         {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
         {"handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT},
+        {"services", required_argument, NULL, OPT_SERVICES},
+        {"users", required_argument, NULL, OPT_USERS},
+        {"bank-db", required_argument, NULL, OPT_BANK_DB},
+        {"auth-limit", required_argument, NULL, OPT_AUTH_LIMIT},
+        {"auth-addr-limit", required_argument, NULL, OPT_AUTH_ADDR_LIMIT},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *bind_addr = NULL, *key_opt = NULL, *keylog_path = NULL, *suites_opt = NULL;
+    const char *services_opt = "msg", *users_path = NULL, *bank_db = NULL;
+    unsigned long auth_limit = AUTH_DEFAULT_USER_LIMIT, auth_addr_limit = AUTH_DEFAULT_ADDR_LIMIT;
     int gen_key = 0, allow_plain = 0;
     unsigned long max_conns = DEFAULT_MAX_CONNS;
     uint64_t idle_ms = (uint64_t)DEFAULT_IDLE_S * 1000, hs_ms = DEFAULT_HS_TIMEOUT_S * 1000;
@@ -843,6 +1091,17 @@ int main(int argc, char **argv)
                 vapp_usage_error(PROG, SYNOPSIS,
                                  "--handshake-timeout needs seconds, more than 0, at most 3600");
             break;
+        case OPT_SERVICES: services_opt = optarg; break;
+        case OPT_USERS: users_path = optarg; break;
+        case OPT_BANK_DB: bank_db = optarg; break;
+        case OPT_AUTH_LIMIT:
+            if (vapp_parse_ulong(optarg, 1, 1000, &auth_limit) != 0)
+                vapp_usage_error(PROG, SYNOPSIS, "--auth-limit needs a number from 1 to 1000");
+            break;
+        case OPT_AUTH_ADDR_LIMIT:
+            if (vapp_parse_ulong(optarg, 1, 1000, &auth_addr_limit) != 0)
+                vapp_usage_error(PROG, SYNOPSIS, "--auth-addr-limit needs a number from 1 to 1000");
+            break;
         case 'q': vapp_log_set_level(VAPP_LOG_WARN); break;
         case 'h': usage(); return VAPP_EXIT_OK;
         case 'V': printf("veil-server (Veil) 1\n"); return VAPP_EXIT_OK;
@@ -862,6 +1121,20 @@ int main(int argc, char **argv)
 
     static struct server srv;
     struct server *s = &srv;
+    g_srv = s;
+    {
+        char err[VAPP_ERRLEN];
+        if (svc_parse_list(services_opt, &s->services, s->services_list, sizeof s->services_list,
+                           err) != 0)
+            vapp_usage_error(PROG, SYNOPSIS, "--services: %s", err);
+    }
+    if ((s->services & SVC_BANK) && users_path == NULL)
+        vapp_usage_error(PROG, SYNOPSIS,
+                         "the bank service needs --users FILE (accounts belong to "
+                         "authenticated users)");
+    if (bank_db != NULL && !(s->services & SVC_BANK))
+        vapp_usage_error(PROG, SYNOPSIS, "--bank-db needs the bank service (--services ...,bank)");
+    s->users_path = users_path;
     s->max_conns = max_conns;
     s->idle_ms = idle_ms;
     veil_config_init(&s->cfg, VEIL_ROLE_SERVER);
@@ -871,6 +1144,7 @@ int main(int argc, char **argv)
         s->cfg.suites = s->suites;
     }
     s->cfg.handshake_timeout_ms = hs_ms;
+    s->cfg.service = s->services_list;
 
     /* Signals first, so a SIGTERM during startup is not lost. */
     signal(SIGPIPE, SIG_IGN);
@@ -888,6 +1162,38 @@ int main(int argc, char **argv)
         return VAPP_EXIT_LOCAL;
     s->cfg.identity = s->id;
     char err[VAPP_ERRLEN];
+    if (users_path != NULL) {
+        /* With a user directory every session logs in, whatever its
+           service (docs/SERVICES.md §1). */
+        if (auth_init(users_path, s->id, (unsigned)auth_limit, (unsigned)auth_addr_limit, err) !=
+            0) {
+            vapp_log(VAPP_LOG_ERROR, "%s", err);
+            veil_identity_free(s->id);
+            return VAPP_EXIT_LOCAL;
+        }
+        s->cfg.decoy_key = auth_decoy_key();
+        s->cfg.require_user = 1;
+    }
+    if (s->services & SVC_BANK) {
+        char dbpath[PATH_MAX];
+        if (bank_db == NULL) {
+            char dir[PATH_MAX - 32];
+            if (vapp_config_dir(dir, sizeof dir, err) != 0) {
+                vapp_log(VAPP_LOG_ERROR, "%s; use --bank-db FILE", err);
+                return VAPP_EXIT_LOCAL;
+            }
+            snprintf(dbpath, sizeof dbpath, "%s/bank.db", dir);
+            if (vapp_mkdir_parents(dbpath, err) != 0) {
+                vapp_log(VAPP_LOG_ERROR, "%s", err);
+                return VAPP_EXIT_LOCAL;
+            }
+            bank_db = dbpath;
+        }
+        if (bank_open(bank_db, err) != 0) {
+            vapp_log(VAPP_LOG_ERROR, "%s", err);
+            return VAPP_EXIT_LOCAL;
+        }
+    }
     if (vapp_keylog_open(&s->keylog, keylog_path, err) != 0) {
         vapp_log(VAPP_LOG_ERROR, "%s", err);
         veil_identity_free(s->id);
@@ -912,6 +1218,20 @@ int main(int argc, char **argv)
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->sig};
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sig.fd, &ev);
+    if (s->services & SVC_CHAT) {
+        /* The chat console: the operator's lines on standard input. */
+        s->console.kind = TAG_CONSOLE;
+        s->console.fd = STDIN_FILENO;
+        struct epoll_event cev = {.events = EPOLLIN, .data.ptr = &s->console};
+        if (console_open(STDIN_FILENO) == 0 &&
+            epoll_ctl(s->epfd, EPOLL_CTL_ADD, STDIN_FILENO, &cev) == 0) {
+            s->console_on = 1;
+        } else {
+            console_close();
+            vapp_log(VAPP_LOG_INFO, "chat console off: standard input is not a pipe or a "
+                                    "terminal this process has in the foreground");
+        }
+    }
 
     uint8_t fp[VEIL_FINGERPRINT_LEN];
     char fps[VAPP_FPSTR_LEN];
@@ -939,9 +1259,11 @@ int main(int argc, char **argv)
         char addr[VAPP_ADDRSTR_LEN] = "?";
         if (getsockname(lfds[i], (struct sockaddr *)&ss, &sl) == 0)
             vapp_format_addr((struct sockaddr *)&ss, sl, addr);
-        vapp_log(VAPP_LOG_INFO, "listening on %s (modes: %s; suites: %s; keylog: %s)", addr,
-                 allow_plain ? "encrypted,plaintext" : "encrypted", suites_desc,
-                 s->keylog.fd >= 0 ? s->keylog.path : "off");
+        vapp_log(VAPP_LOG_INFO,
+                 "listening on %s (modes: %s; suites: %s; keylog: %s; services: %s; users: %s)",
+                 addr, allow_plain ? "encrypted,plaintext" : "encrypted", suites_desc,
+                 s->keylog.fd >= 0 ? s->keylog.path : "off", s->services_list,
+                 users_path ? users_path : "off");
     }
     s->n_lst = nl;
 
@@ -965,7 +1287,10 @@ int main(int argc, char **argv)
                 while (read(s->sig.fd, &si, sizeof si) == (ssize_t)sizeof si) {
                     const char *name = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
                     if (!s->shutting_down) {
-                        begin_shutdown(s, name, now);
+                        begin_shutdown(s,
+                                       si.ssi_signo == SIGINT ? "SIGINT received"
+                                                              : "SIGTERM received",
+                                       now);
                     } else {
                         vapp_log(VAPP_LOG_INFO, "shutdown: second %s; closing now", name);
                         s->shutdown_deadline = now;
@@ -977,6 +1302,11 @@ int main(int argc, char **argv)
             } else if (t->kind == TAG_LISTEN) {
                 if (!s->shutting_down)
                     on_accept(s, t, now);
+            } else if (t->kind == TAG_CONSOLE) {
+                if (s->console_on && console_readable() != 0) {
+                    epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->console.fd, NULL);
+                    s->console_on = 0;
+                }
             } else {
                 struct conn *cn = (struct conn *)(void *)t;
                 /* A connection destroyed earlier in this batch cannot appear
@@ -990,6 +1320,12 @@ int main(int argc, char **argv)
                 }
                 if (e & EPOLLOUT)
                     (void)conn_flush(cn);
+            }
+            if (s->shutdown_req != NULL && !s->shutting_down) {
+                /* EXIT on the console: as SIGTERM, and the batch is
+                   abandoned for the same reason. */
+                begin_shutdown(s, s->shutdown_req, now);
+                break;
             }
         }
         if (s->accept_paused && now >= s->accept_resume_ms && !s->shutting_down)
@@ -1011,6 +1347,11 @@ int main(int argc, char **argv)
     close(s->sig.fd);
     close(s->epfd);
     vapp_keylog_close(&s->keylog);
+    if (s->console_on)
+        console_close();
+    bank_close();
+    if (users_path != NULL)
+        auth_free();
     veil_identity_free(s->id);
     fflush(stdout);
     return VAPP_EXIT_OK;
