@@ -277,3 +277,22 @@ int vapp_connect(const char *host, const char *port, uint64_t timeout_ms, vapp_c
     }
     return -1;
 }
+
+/* Best effort, for a connection the program will not serve: a fatal alert
+ * written by a throw-away veil_conn (libproto makes the bytes), sent without
+ * waiting, then the socket is closed. */
+void vapp_refuse_and_close(int fd, const veil_config *cfg, int alert, uint64_t now)
+{
+    veil_conn *vc = NULL;
+    veil_buf b;
+    veil_buf_init(&b);
+    veil_callbacks cb = {.random = vapp_random};
+    if (veil_conn_new(cfg, &cb, now, &vc) == 0) {
+        (void)veil_conn_abort(vc, alert, &b);
+        if (b.len > 0)
+            (void)send(fd, b.base, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    veil_conn_free(vc);
+    veil_buf_free(&b);
+    close(fd);
+}

@@ -207,6 +207,8 @@ void vapp_known_hosts_warn_changed(const char *prog, const char *path, const cha
 /* "1.2.3.4:5" or "[::1]:5"; IPv4-mapped IPv6 shown as IPv4. */
 void vapp_format_addr(const struct sockaddr *sa, socklen_t len, char out[VAPP_ADDRSTR_LEN]);
 int vapp_set_nonblock(int fd);
+/* Sends a fatal alert from a throw-away connection (best effort) and closes fd. */
+void vapp_refuse_and_close(int fd, const veil_config *cfg, int alert, uint64_t now);
 /* TCP_NODELAY: libproto hands over whole records and flights, so Nagle's
  * algorithm would only add a delayed-ACK wait (~40 ms) per exchange. */
 void vapp_set_nodelay(int fd);

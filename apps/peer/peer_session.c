@@ -843,18 +843,7 @@ void peer_accept(struct peer *p, int lfd, uint64_t now)
             continue;
         }
         /* Full: a server_busy alert from a throw-away veil_conn, best effort. */
-        veil_conn *vc = NULL;
-        veil_buf b;
-        veil_buf_init(&b);
-        veil_callbacks bcb = {.random = vapp_random};
-        if (veil_conn_new(&p->srv_cfg, &bcb, now, &vc) == 0) {
-            veil_conn_abort(vc, VEIL_ALERT_SERVER_BUSY, &b);
-            if (b.len > 0)
-                (void)send(fd, b.base, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        }
-        veil_conn_free(vc);
-        veil_buf_free(&b);
-        close(fd);
+        vapp_refuse_and_close(fd, &p->srv_cfg, VEIL_ALERT_SERVER_BUSY, now);
         vapp_log(VAPP_LOG_WARN, "from %s: refused: %d incoming sessions already (sent alert "
                                 "server_busy)",
                  addr, MAX_INCOMING);

@@ -633,18 +633,7 @@ static void refuse_busy(struct server *s, int fd, const struct sockaddr *sa, soc
         c = conn_new(s, fd, sa, salen, now);
     if (c == NULL) {
         /* Too many lingering sockets already (or no memory): best effort. */
-        veil_conn *vc = NULL;
-        veil_buf b;
-        veil_buf_init(&b);
-        veil_callbacks cb = {.random = vapp_random};
-        if (veil_conn_new(&s->cfg, &cb, now, &vc) == 0) {
-            veil_conn_abort(vc, VEIL_ALERT_SERVER_BUSY, &b);
-            if (b.len > 0)
-                (void)send(fd, b.base, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        }
-        veil_conn_free(vc);
-        veil_buf_free(&b);
-        close(fd);
+        vapp_refuse_and_close(fd, &s->cfg, VEIL_ALERT_SERVER_BUSY, now);
         char addr[VAPP_ADDRSTR_LEN];
         vapp_format_addr(sa, salen, addr);
         vapp_log(VAPP_LOG_WARN, "%s refused: server busy (%zu connections)", addr, s->n_active);
