@@ -312,7 +312,11 @@ typedef struct veil_callbacks {
     /* Receives one NSS-style keylog line, without newline. Optional (NULL). */
     void (*keylog)(void *user, const char *line);
     /* Receives application events. Optional. A non-zero return aborts the
-       feed call with that value (use a negative code of your own). */
+       feed call with that value (use a negative code of your own) and the
+       connection is dead afterwards, without an alert.  From inside the
+       callback, veil_conn_send, veil_conn_close and veil_conn_abort may be
+       called on the same connection (with the same out buffer); veil_conn_feed
+       and veil_conn_free must not. */
     int (*on_event)(void *user, const veil_event *ev);
     /*
      * Decides whether the peer's identity is trusted: on a client, the
