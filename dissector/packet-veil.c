@@ -9,6 +9,8 @@
  * fingerprint, signature, ...) come from the observer's veil_observed_record;
  * the byte ranges they are highlighted on come from the pointers libproto
  * returns and from the fixed layout of PROTOCOL.md §4 (docs/DISSECTOR.md).
+ * The text messages of the "chat" and "bank" services (docs/SERVICES.md) are
+ * split with apps/server/svc_wire.h, the codec the server and client use.
  *
  * Passes.  The observer is stateful (sequence numbers, keys, epochs), so it
  * only ever sees each record once: on the first pass (!PINFO_FD_VISITED).
@@ -38,11 +40,13 @@
 #include <epan/proto.h>
 #include <epan/proto_data.h>
 #include <epan/range.h>
+#include <epan/strutil.h>
 #include <epan/tfs.h>
 
 #include <veil/veil.h>
 
 #include "keylog_file.h"
+#include "svc_wire.h" /* apps/server: the chat and bank payloads (docs/SERVICES.md) */
 
 #ifndef VEIL_PLUGIN_VERSION
 #define VEIL_PLUGIN_VERSION "0.0.0"
@@ -127,6 +131,16 @@ static int hf_app_kind = -1;
 static int hf_app_timestamp = -1;
 static int hf_app_text = -1;
 static int hf_app_payload = -1;
+static int hf_chat_sender = -1;
+static int hf_chat_text = -1;
+static int hf_bank_op = -1;
+static int hf_bank_request_id = -1;
+static int hf_bank_amount = -1;
+static int hf_bank_balance = -1;
+static int hf_bank_error = -1;
+static int hf_bank_ok_op = -1;
+static int hf_bank_replayed = -1;
+static int hf_bank_count = -1;
 
 static gint ett_veil = -1;
 static gint ett_flags = -1;
@@ -136,6 +150,8 @@ static gint ett_key_share = -1;
 static gint ett_alert = -1;
 static gint ett_app = -1;
 static gint ett_key_update = -1;
+static gint ett_chat = -1;
+static gint ett_bank = -1;
 
 static expert_field ei_malformed = EI_INIT;
 static expert_field ei_incomplete = EI_INIT;
@@ -169,6 +185,9 @@ static GPtrArray *g_observers;    /* every veil_observer made for this file */
 #define VD_KEY_END 1u        /* file scope: end-of-stream check of a FIN/RST frame */
 #define VD_KEY_RECORD 0x100u /* file scope: VD_KEY_RECORD + n is the n-th record of the frame */
 
+/* The service of a session (SERVICES.md), from the hellos' service extension. */
+enum { VD_SVC_OTHER = 0, VD_SVC_CHAT, VD_SVC_BANK };
+
 /* One TCP conversation that carries Veil. */
 typedef struct vd_conv {
     veil_observer *obs;    /* NULL if it could not be allocated */
@@ -180,6 +199,7 @@ typedef struct vd_conv {
     bool end_checked[2];   /* the first FIN or RST of the direction was checked */
     bool keyed[2];         /* the observer found a key for the direction */
     guint16 group;         /* from the ServerHello: the key exchange */
+    guint8 service;        /* VD_SVC_*: from the hellos (the ServerHello's wins), first pass */
 } vd_conv;
 
 typedef enum vd_state {
@@ -220,6 +240,7 @@ typedef struct vd_record {
     guint8 key_update_epoch;  /* key_update content, when readable */
     guint32 crc_computed;     /* unencrypted records: CRC-32C of header || content */
     bool rsa_transport;       /* the session uses RSA key transport (decryptable with veil.rsa_key_file) */
+    guint8 service;           /* VD_SVC_*: the session's service when the record was seen */
 } vd_record;
 
 /* The end-of-stream check of one FIN or RST segment. */
@@ -438,7 +459,15 @@ static vd_record *analyse_record(tvbuff_t *tvb, vd_conv *vc, int dir)
         if (rec.hdr.type == VEIL_REC_HANDSHAKE && rec.parse_error == 0 && rec.hs_type == VEIL_HS_SERVER_HELLO &&
             dir == VEIL_DIR_SERVER_TO_CLIENT)
             vc->group = rec.hello.group;
+        if (rec.hdr.type == VEIL_REC_HANDSHAKE && rec.parse_error == 0 &&
+            ((rec.hs_type == VEIL_HS_CLIENT_HELLO && dir == VEIL_DIR_CLIENT_TO_SERVER) ||
+             (rec.hs_type == VEIL_HS_SERVER_HELLO && dir == VEIL_DIR_SERVER_TO_CLIENT)) &&
+            (rec.hs_type == VEIL_HS_SERVER_HELLO || rec.hello.service[0] != '\0'))
+            vc->service = strcmp(rec.hello.service, "chat") == 0   ? VD_SVC_CHAT
+                          : strcmp(rec.hello.service, "bank") == 0 ? VD_SVC_BANK
+                                                                   : VD_SVC_OTHER;
     }
+    r->service = vc->service;
     r->rsa_transport = vc->group == VEIL_GROUP_RSA_TRANSPORT;
     if (!(rec.hdr.flags & VEIL_FLAG_ENCRYPTED) && need >= VEIL_HEADER_LEN + 4)
         r->crc_computed = veil_crc32c(0, p, need - 4);
@@ -718,6 +747,210 @@ static void show_alert(tvbuff_t *ctvb, packet_info *pinfo, proto_tree *tree, con
                                veil_strerror(-(int)o->alert_code));
 }
 
+/* ------------------------------------------------------------------------ */
+/* Service payloads inside text messages (docs/SERVICES.md), via svc_wire.h  */
+
+/* A part of a message: offset and length in the message; len < 0 = absent. */
+typedef struct vd_span {
+    gint32 off, len;
+} vd_span;
+
+#define VD_NO_SPAN ((vd_span){0, -1})
+
+/* A chat line (SERVICES.md §2.1), split by svc_chat_decode. */
+typedef struct vd_chat {
+    vd_span name, text;
+} vd_chat;
+
+static const char *chat_parse(const guint8 *p, size_t len, vd_chat *c)
+{
+    const uint8_t *name, *text;
+    size_t name_len, text_len;
+    if (svc_chat_decode(p, len, &name, &name_len, &text, &text_len) != 0)
+        return len == 0 ? "empty chat payload" : "chat name length runs past the end";
+    c->name = (vd_span){(gint32)(name - p), (gint32)name_len};
+    c->text = (vd_span){(gint32)(text - p), (gint32)text_len};
+    return NULL;
+}
+
+/* A bank request or reply (SERVICES.md §3.1): the words of its first line. */
+#define VD_BANK_WORDS 9
+typedef struct vd_bank {
+    vd_span op;        /* the first word: request keyword, or reply kind */
+    vd_span ok_op;     /* OK replies: DEPOSIT or WITHDRAW */
+    vd_span request_id, amount, balance, error;
+    vd_span count;     /* HISTORY: the count asked for, or the number of entries */
+    bool replayed;     /* OK ... REPLAYED */
+} vd_bank;
+
+static bool word_is(const guint8 *p, vd_span w, const char *kw)
+{
+    return w.len >= 0 && (size_t)w.len == strlen(kw) && memcmp(p + w.off, kw, (size_t)w.len) == 0;
+}
+
+/* Splits the first line of a bank message into its words and names them;
+   returns NULL, or why the message does not follow SERVICES.md §3.1. */
+static const char *bank_parse(const guint8 *p, size_t len, int dir, vd_bank *b)
+{
+    vd_span w[VD_BANK_WORDS];
+    int n = 0;
+    size_t end = 0;
+    while (end < len && p[end] != '\n')
+        end++;
+    size_t i = 0;
+    b->op = b->ok_op = b->request_id = b->amount = b->balance = b->error = b->count = VD_NO_SPAN;
+    b->replayed = false;
+    if (end == 0)
+        return "empty bank message";
+    for (;;) {
+        size_t start = i;
+        while (i < end && p[i] != ' ')
+            i++;
+        if (i == start)
+            return "empty word (not single spaces)";
+        if (n < VD_BANK_WORDS)
+            w[n] = (vd_span){(gint32)start, (gint32)(i - start)};
+        n++;
+        if (i == end)
+            break;
+        i++; /* the space */
+        if (i == end)
+            return "trailing space";
+    }
+    b->op = w[0];
+    if (dir == VEIL_DIR_CLIENT_TO_SERVER) {
+        if (word_is(p, w[0], SVC_BANK_DEPOSIT) || word_is(p, w[0], SVC_BANK_WITHDRAW)) {
+            if (n != 3)
+                return "a deposit or withdrawal has a request id and an amount";
+            b->request_id = w[1];
+            b->amount = w[2];
+        } else if (word_is(p, w[0], SVC_BANK_BALANCE)) {
+            if (n != 1)
+                return "BALANCE takes no argument";
+        } else if (word_is(p, w[0], SVC_BANK_HISTORY)) {
+            if (n > 2)
+                return "HISTORY takes at most a count";
+            if (n == 2)
+                b->count = w[1];
+        } else {
+            b->op = VD_NO_SPAN;
+            return "unknown bank request";
+        }
+        return NULL;
+    }
+    if (word_is(p, w[0], SVC_BANK_OK)) {
+        if (n != 7 && !(n == 8 && word_is(p, w[7], SVC_BANK_REPLAYED)))
+            return "malformed OK reply";
+        b->ok_op = w[1];
+        b->request_id = w[2];
+        b->amount = w[3];
+        b->balance = w[4];
+        b->replayed = n == 8;
+    } else if (word_is(p, w[0], SVC_BANK_ERR)) {
+        if (n < 4)
+            return "malformed ERR reply";
+        b->request_id = w[1];
+        b->error = w[2];
+    } else if (word_is(p, w[0], SVC_BANK_BALANCE)) {
+        if (n != 2)
+            return "malformed BALANCE reply";
+        b->balance = w[1];
+    } else if (word_is(p, w[0], SVC_BANK_HISTORY)) {
+        if (n != 2)
+            return "malformed HISTORY reply";
+        b->count = w[1];
+    } else {
+        b->op = VD_NO_SPAN;
+        return "unknown bank reply";
+    }
+    return NULL;
+}
+
+/* The message of a readable text record of a chat or bank session. */
+static bool is_service_text(const vd_record *r)
+{
+    return (r->service == VD_SVC_CHAT || r->service == VD_SVC_BANK) && r->rec.hdr.type == VEIL_REC_APPDATA &&
+           r->rec.parse_error == 0 && r->rec.msg_kind == VEIL_MSG_TEXT;
+}
+
+static void add_span(proto_tree *t, int hf, tvbuff_t *ctvb, gint32 msg_off, vd_span s, guint enc)
+{
+    if (s.len >= 0)
+        proto_tree_add_item(t, hf, ctvb, msg_off + s.off, s.len, enc);
+}
+
+/* Chat and bank fields of a text message at r->msg_off in ctvb (which fits);
+   a payload that does not parse is shown whole as veil.app.text, malformed. */
+static void show_service(tvbuff_t *ctvb, packet_info *pinfo, proto_tree *t, const vd_record *r)
+{
+    guint32 len = r->rec.msg_len;
+    const guint8 *p = tvb_get_ptr(ctvb, r->msg_off, (gint)len);
+    const char *why;
+    proto_item *pi;
+    if (r->service == VD_SVC_CHAT) {
+        vd_chat c;
+        why = chat_parse(p, len, &c);
+        if (why == NULL) {
+            proto_tree *ct = proto_tree_add_subtree(t, ctvb, r->msg_off, (gint)len, ett_chat, &pi, "Chat");
+            if (c.name.len > 0)
+                add_span(ct, hf_chat_sender, ctvb, r->msg_off, c.name, ENC_UTF_8);
+            add_span(ct, hf_chat_text, ctvb, r->msg_off, c.text, ENC_UTF_8);
+            proto_item_append_text(pi, c.name.len > 0 ? " line"
+                                       : r->dir == VEIL_DIR_SERVER_TO_CLIENT ? " notice" : " line (to the server)");
+            return;
+        }
+    } else {
+        vd_bank b;
+        why = bank_parse(p, len, r->dir, &b);
+        proto_tree *bt = proto_tree_add_subtree(t, ctvb, r->msg_off, (gint)len, ett_bank, &pi,
+                                                r->dir == VEIL_DIR_CLIENT_TO_SERVER ? "Bank Request" : "Bank Reply");
+        add_span(bt, hf_bank_op, ctvb, r->msg_off, b.op, ENC_ASCII);
+        add_span(bt, hf_bank_ok_op, ctvb, r->msg_off, b.ok_op, ENC_ASCII);
+        add_span(bt, hf_bank_request_id, ctvb, r->msg_off, b.request_id, ENC_ASCII);
+        add_span(bt, hf_bank_amount, ctvb, r->msg_off, b.amount, ENC_ASCII);
+        add_span(bt, hf_bank_balance, ctvb, r->msg_off, b.balance, ENC_ASCII);
+        add_span(bt, hf_bank_error, ctvb, r->msg_off, b.error, ENC_ASCII);
+        add_span(bt, hf_bank_count, ctvb, r->msg_off, b.count, ENC_ASCII);
+        if (b.replayed)
+            proto_item_set_generated(proto_tree_add_boolean(bt, hf_bank_replayed, ctvb, r->msg_off, (gint)len, TRUE));
+        /* The whole message, as for any text: error texts and history entries. */
+        pi = proto_tree_add_item(t, hf_app_text, ctvb, r->msg_off, (gint)len, ENC_UTF_8);
+        if (why != NULL)
+            expert_add_info_format(pinfo, pi, &ei_malformed, "Malformed bank message: %s", why);
+        return;
+    }
+    pi = proto_tree_add_item(t, hf_app_text, ctvb, r->msg_off, (gint)len, ENC_UTF_8);
+    expert_add_info_format(pinfo, pi, &ei_malformed, "Malformed chat message: %s", why);
+}
+
+/* The service part of the Info column ("chat from alice", "bank DEPOSIT 12.34"), or NULL. */
+static const char *service_summary(wmem_allocator_t *pool, const vd_record *r, const guint8 *p)
+{
+    guint32 len = r->rec.msg_len;
+    if (r->service == VD_SVC_CHAT) {
+        vd_chat c;
+        if (chat_parse(p, len, &c) != NULL)
+            return NULL;
+        if (c.name.len > 0)
+            return wmem_strdup_printf(pool, "chat from %s",
+                                      format_text(pool, p + c.name.off, (size_t)c.name.len));
+        return r->dir == VEIL_DIR_SERVER_TO_CLIENT ? "chat notice" : "chat";
+    }
+    vd_bank b;
+    if (bank_parse(p, len, r->dir, &b) != NULL)
+        return NULL;
+    wmem_strbuf_t *s = wmem_strbuf_new(pool, "bank");
+    vd_span parts[] = {b.op, b.ok_op, b.amount, b.error, b.count};
+    for (size_t i = 0; i < G_N_ELEMENTS(parts); i++)
+        if (parts[i].len >= 0)
+            wmem_strbuf_append_printf(s, " %s", format_text(pool, p + parts[i].off, (size_t)parts[i].len));
+    if (b.balance.len >= 0)
+        wmem_strbuf_append_printf(s, " balance %s", format_text(pool, p + b.balance.off, (size_t)b.balance.len));
+    if (b.replayed)
+        wmem_strbuf_append(s, " REPLAYED");
+    return wmem_strbuf_get_str(s);
+}
+
 static void show_appdata(tvbuff_t *ctvb, packet_info *pinfo, proto_tree *tree, const vd_record *r)
 {
     const vd_fields *o = &r->rec;
@@ -735,7 +968,9 @@ static void show_appdata(tvbuff_t *ctvb, packet_info *pinfo, proto_tree *tree, c
     proto_tree_add_time(t, hf_app_timestamp, ctvb, 1, 8, &ts);
     if (!fits(r->msg_off, (guint32)o->msg_len, ctvb))
         return;
-    if (o->msg_kind == VEIL_MSG_TEXT || o->msg_kind == VEIL_MSG_ACK)
+    if (is_service_text(r))
+        show_service(ctvb, pinfo, t, r);
+    else if (o->msg_kind == VEIL_MSG_TEXT || o->msg_kind == VEIL_MSG_ACK)
         proto_tree_add_item(t, hf_app_text, ctvb, r->msg_off, (gint)o->msg_len, ENC_UTF_8);
     else if (o->msg_len > 0)
         proto_tree_add_item(t, hf_app_payload, ctvb, r->msg_off, (gint)o->msg_len, ENC_NA);
@@ -777,7 +1012,7 @@ static void show_content(tvbuff_t *ctvb, packet_info *pinfo, proto_tree *tree, c
 /* Records                                                                  */
 
 /* One line for the Info column and the record's tree item. */
-static const char *record_summary(wmem_allocator_t *pool, const vd_record *r)
+static const char *record_summary(wmem_allocator_t *pool, const vd_record *r, tvbuff_t *tvb)
 {
     if (r == NULL)
         return "Record [not analysed]";
@@ -800,9 +1035,22 @@ static const char *record_summary(wmem_allocator_t *pool, const vd_record *r)
             wmem_strbuf_append(s, enc ? "Encrypted Alert" : "Alert");
         break;
     case VEIL_REC_APPDATA:
-        if (ok)
+        if (ok) {
+            const char *what = NULL;
+            if (is_service_text(r)) {
+                const guint8 *m = NULL;
+                if (r->plain != NULL && r->msg_off >= 0 && (guint32)r->msg_off <= r->content_len &&
+                    o->msg_len <= r->content_len - (guint32)r->msg_off)
+                    m = r->plain + r->msg_off;
+                else if (r->plain == NULL && r->msg_off >= 0 &&
+                         tvb_bytes_exist(tvb, VEIL_HEADER_LEN + r->msg_off, (gint)o->msg_len))
+                    m = tvb_get_ptr(tvb, VEIL_HEADER_LEN + r->msg_off, (gint)o->msg_len);
+                if (m != NULL)
+                    what = service_summary(pool, r, m);
+            }
             wmem_strbuf_append_printf(s, "Application Data (%s)",
-                                      val_to_str_const(o->msg_kind, vs_msg_kind, "unknown kind"));
+                                      what != NULL ? what : val_to_str_const(o->msg_kind, vs_msg_kind, "unknown kind"));
+        }
         else
             wmem_strbuf_append(s, "Application Data");
         break;
@@ -907,7 +1155,7 @@ static void show_body(tvbuff_t *tvb, packet_info *pinfo, proto_tree *vt, const v
 
 static void show_record(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vd_record *r)
 {
-    const char *summary = record_summary(pinfo->pool, r);
+    const char *summary = record_summary(pinfo->pool, r, tvb);
     col_append_sep_str(pinfo->cinfo, COL_INFO, ", ", summary);
     proto_item *ti = proto_tree_add_item(tree, proto_veil, tvb, 0, -1, ENC_NA);
     proto_tree *vt = proto_item_add_subtree(ti, ett_veil);
@@ -1199,10 +1447,30 @@ static void proto_register_veil(void)
           "Sender's time of sending", HFILL}},
         {&hf_app_text, {"Text", "veil.app.text", FT_STRING, BASE_NONE, NULL, 0, NULL, HFILL}},
         {&hf_app_payload, {"Payload", "veil.app.payload", FT_BYTES, BASE_NONE, NULL, 0, NULL, HFILL}},
+        /* Service payloads (SERVICES.md §2.1, §3.1) */
+        {&hf_chat_sender,
+         {"Sender", "veil.chat.sender", FT_STRING, BASE_NONE, NULL, 0,
+          "Name the server gives the sender (absent in client lines and service notices)", HFILL}},
+        {&hf_chat_text, {"Text", "veil.chat.text", FT_STRING, BASE_NONE, NULL, 0, NULL, HFILL}},
+        {&hf_bank_op,
+         {"Operation", "veil.bank.op", FT_STRING, BASE_NONE, NULL, 0,
+          "Request (DEPOSIT, WITHDRAW, BALANCE, HISTORY) or reply kind (OK, ERR, BALANCE, HISTORY)", HFILL}},
+        {&hf_bank_request_id, {"Request ID", "veil.bank.request_id", FT_STRING, BASE_NONE, NULL, 0, NULL, HFILL}},
+        {&hf_bank_amount, {"Amount", "veil.bank.amount", FT_STRING, BASE_NONE, NULL, 0, "As sent", HFILL}},
+        {&hf_bank_balance, {"Balance", "veil.bank.balance", FT_STRING, BASE_NONE, NULL, 0, NULL, HFILL}},
+        {&hf_bank_error, {"Error", "veil.bank.error", FT_STRING, BASE_NONE, NULL, 0, "ERR reply code", HFILL}},
+        {&hf_bank_ok_op,
+         {"Operation Done", "veil.bank.ok_op", FT_STRING, BASE_NONE, NULL, 0, "OK reply: DEPOSIT or WITHDRAW", HFILL}},
+        {&hf_bank_replayed,
+         {"Replayed", "veil.bank.replayed", FT_BOOLEAN, BASE_NONE, NULL, 0,
+          "OK reply to a repeated request id: not applied again", HFILL}},
+        {&hf_bank_count,
+         {"Count", "veil.bank.count", FT_STRING, BASE_NONE, NULL, 0,
+          "HISTORY: entries asked for (request) or listed (reply)", HFILL}},
     };
 
     static gint *ett[] = {&ett_veil, &ett_flags, &ett_hs, &ett_suites, &ett_key_share, &ett_alert, &ett_app,
-                          &ett_key_update};
+                          &ett_key_update, &ett_chat, &ett_bank};
 
     static ei_register_info ei[] = {
         {&ei_malformed, {"veil.malformed", PI_MALFORMED, PI_ERROR, "Malformed record", EXPFILL}},

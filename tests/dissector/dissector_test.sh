@@ -443,5 +443,142 @@ case_variants() {
     pass "variants: two-pass output equals one-pass output"
 }
 
+# expect NAME: $T/NAME.out must equal the golden lines given on stdin
+# (the chat and bank sessions are made by veil-gen-session at test time, so
+# their goldens live here rather than in captures/).
+expect() {
+    diff -u - "$T/$1.out" >&2 || fail "$1: output differs from the golden lines in dissector_test.sh"
+}
+
+# svc_session NAME ARGS...: a session made in memory by veil-gen-session, in
+# encrypted mode ($C/NAME.pcap, keylog $C/NAME.keys) and in plaintext mode
+# ($C/NAME-plain.pcap); both must dissect the same in one and two passes.
+svc_session() {
+    [ -n "${GEN_SESSION:-}" ] && [ -x "$GEN_SESSION" ] || fail "GEN_SESSION must name veil-gen-session"
+    local name=$1 f
+    shift
+    "$GEN_SESSION" "$C/$name.pcap" "$C/$name.keys" "$@"
+    "$GEN_SESSION" "$C/$name-plain.pcap" "$C/$name-plain.keys" --plain "$@"
+    chmod a+r "$C"/*
+    for f in "$name" "$name-plain"; do
+        ts one -r "$C/$f.pcap" -o "$(keys $f.keys)" -V -O veil
+        ts two -r "$C/$f.pcap" -o "$(keys $f.keys)" -V -O veil -2
+        cmp -s "$T/one.out" "$T/two.out" || { diff -u "$T/one.out" "$T/two.out" >&2; fail "$f: -2 differs"; }
+    done
+}
+
+# registered FIELD...: every FIELD is registered.
+registered() {
+    ts fields -G fields
+    local f
+    for f in "$@"; do
+        grep -qP "^F\t[^\t]*\t\Q$f\E\t" "$T/fields.out" || fail "field $f not registered"
+    done
+}
+
+# The chat service (SERVICES.md §2.1) seen from one participant, bob: a
+# notice, bob's own line (no name: the server names the sender), lines
+# relayed from alice and the operator, another notice.
+case_chat() {
+    registered veil.chat.sender veil.chat.text
+    svc_session chat --service chat --chat --no-acks "S::you are bob; in the chat: server, alice" "hi all" \
+        "S:alice:hello bob" "S:server:welcome" "S::carol joined the chat"
+    local F=(-T fields -E separator='|' -E occurrence=a -E aggregator=, -e frame.number -e veil.direction
+        -e veil.chat.sender -e veil.chat.text -e veil.app.text -e _ws.col.Info -e _ws.expert.message)
+    ts ck -r "$C/chat.pcap" -Y veil.app.kind -o "$(keys chat.keys)" "${F[@]}"
+    expect ck <<'EOF'
+10|1||you are bob; in the chat: server, alice||Application Data (chat notice) [Decrypted]|
+12|0||hi all||Application Data (chat) [Decrypted]|
+14|1|alice|hello bob||Application Data (chat from alice) [Decrypted]|
+16|1|server|welcome||Application Data (chat from server) [Decrypted]|
+18|1||carol joined the chat||Application Data (chat notice) [Decrypted]|
+EOF
+    pass "chat, encrypted, with keys"
+    ts cp -r "$C/chat-plain.pcap" -Y veil.app.kind "${F[@]}"
+    expect cp <<'EOF'
+10|1||you are bob; in the chat: server, alice||Application Data (chat notice)|
+12|0||hi all||Application Data (chat)|
+14|1|alice|hello bob||Application Data (chat from alice)|
+16|1|server|welcome||Application Data (chat from server)|
+18|1||carol joined the chat||Application Data (chat notice)|
+EOF
+    pass "chat, plaintext"
+    # Without keys nothing of the chat shows.
+    ts cn -r "$C/chat.pcap" -Y 'veil.type == 3' "${F[@]}"
+    expect cn <<'EOF'
+10|1||||Application Data|
+12|0||||Application Data|
+14|1||||Application Data|
+16|1||||Application Data|
+18|1||||Application Data|
+EOF
+    # Filters on the new fields.
+    ts cf -r "$C/chat.pcap" -o "$(keys chat.keys)" -Y 'veil.chat.sender == "alice" || veil.chat.text contains "carol"' \
+        -T fields -e frame.number
+    expect cf <<'EOF'
+14
+18
+EOF
+    # A text that is not a chat line (a name length past the end) is malformed.
+    "$GEN_SESSION" "$C/chatbad.pcap" "$C/chatbad.keys" --plain --service chat --no-acks "bonjour"
+    chmod a+r "$C"/*
+    ts cb -r "$C/chatbad.pcap" -Y veil.app.kind "${F[@]}"
+    expect cb <<'EOF'
+10|0|||bonjour|Application Data (text)|Malformed chat message: chat name length runs past the end
+EOF
+    pass "chat: no keys, filters, malformed line"
+}
+
+# The bank service (SERVICES.md §3.1): the examples of the spec, a repeated
+# request, an unknown request and its refusal.
+case_bank() {
+    registered veil.bank.op veil.bank.request_id veil.bank.amount veil.bank.balance veil.bank.error \
+        veil.bank.ok_op veil.bank.replayed veil.bank.count
+    svc_session bank --service bank --no-acks \
+        "DEPOSIT 9f86d081884c7d659a2feaa0c55ad015 12.34" \
+        "S:OK DEPOSIT 9f86d081884c7d659a2feaa0c55ad015 12.34 112.34 7 1748779200123" \
+        "DEPOSIT 9f86d081884c7d659a2feaa0c55ad015 12.34" \
+        "S:OK DEPOSIT 9f86d081884c7d659a2feaa0c55ad015 12.34 112.34 7 1748779200123 REPLAYED" \
+        "WITHDRAW 3c59dc048e8850243be8079a5c74d079 500" \
+        "S:ERR 3c59dc048e8850243be8079a5c74d079 insufficient_funds insufficient funds: the balance is 112.34, a withdrawal of 500.00 is refused" \
+        "BALANCE" "S:BALANCE 112.34" "HISTORY 2" \
+        $'S:HISTORY 2\n7 1748779200123 DEPOSIT 12.34 112.34 9f86d081884c7d659a2feaa0c55ad015\n6 1748779100456 DEPOSIT 100.00 100.00 b6d767d2f8ed5d21a44b0e5886680cb9' \
+        "TRANSFER 5" "S:ERR - bad_request unknown request"
+    local F=(-T fields -E separator='|' -E occurrence=a -E aggregator=, -e frame.number -e veil.direction
+        -e veil.bank.op -e veil.bank.ok_op -e veil.bank.request_id -e veil.bank.amount -e veil.bank.balance
+        -e veil.bank.error -e veil.bank.count -e veil.bank.replayed -e _ws.col.Info -e _ws.expert.message)
+    ts bk -r "$C/bank.pcap" -Y veil.app.kind -o "$(keys bank.keys)" "${F[@]}"
+    expect bk <<'EOF'
+10|0|DEPOSIT||9f86d081884c7d659a2feaa0c55ad015|12.34|||||Application Data (bank DEPOSIT 12.34) [Decrypted]|
+12|1|OK|DEPOSIT|9f86d081884c7d659a2feaa0c55ad015|12.34|112.34||||Application Data (bank OK DEPOSIT 12.34 balance 112.34) [Decrypted]|
+14|0|DEPOSIT||9f86d081884c7d659a2feaa0c55ad015|12.34|||||Application Data (bank DEPOSIT 12.34) [Decrypted]|
+16|1|OK|DEPOSIT|9f86d081884c7d659a2feaa0c55ad015|12.34|112.34|||1|Application Data (bank OK DEPOSIT 12.34 balance 112.34 REPLAYED) [Decrypted]|
+18|0|WITHDRAW||3c59dc048e8850243be8079a5c74d079|500|||||Application Data (bank WITHDRAW 500) [Decrypted]|
+20|1|ERR||3c59dc048e8850243be8079a5c74d079|||insufficient_funds|||Application Data (bank ERR insufficient_funds) [Decrypted]|
+22|0|BALANCE||||||||Application Data (bank BALANCE) [Decrypted]|
+24|1|BALANCE||||112.34||||Application Data (bank BALANCE balance 112.34) [Decrypted]|
+26|0|HISTORY||||||2||Application Data (bank HISTORY 2) [Decrypted]|
+28|1|HISTORY||||||2||Application Data (bank HISTORY 2) [Decrypted]|
+30|0|||||||||Application Data (text) [Decrypted]|Malformed bank message: unknown bank request
+32|1|ERR||-|||bad_request|||Application Data (bank ERR bad_request) [Decrypted]|
+EOF
+    pass "bank, encrypted, with keys"
+    ts bp -r "$C/bank-plain.pcap" -Y veil.app.kind "${F[@]}"
+    sed 's/ \[Decrypted\]//' "$T/bk.out" >"$T/bk-plain.out"
+    diff -u "$T/bk-plain.out" "$T/bp.out" >&2 || fail "bank: plaintext differs from decrypted"
+    pass "bank, plaintext"
+    # The whole message stays in veil.app.text (error texts, history entries).
+    ts bt -r "$C/bank.pcap" -o "$(keys bank.keys)" -Y 'veil.bank.op == "ERR" || frame.number == 28' \
+        -T fields -e frame.number -e veil.app.text
+    expect bt <<'EOF'
+20	ERR 3c59dc048e8850243be8079a5c74d079 insufficient_funds insufficient funds: the balance is 112.34, a withdrawal of 500.00 is refused
+28	HISTORY 2\n7 1748779200123 DEPOSIT 12.34 112.34 9f86d081884c7d659a2feaa0c55ad015\n6 1748779100456 DEPOSIT 100.00 100.00 b6d767d2f8ed5d21a44b0e5886680cb9
+32	ERR - bad_request unknown request
+EOF
+    ts bn -r "$C/bank.pcap" -Y 'veil.bank.op || veil.bank.amount' -T fields -e frame.number
+    [ ! -s "$T/bn.out" ] || fail "bank: fields shown without keys"
+    pass "bank: message texts, nothing without keys"
+}
+
 declare -F "case_${CASE//-/_}" >/dev/null || fail "unknown case $CASE"
 "case_${CASE//-/_}"

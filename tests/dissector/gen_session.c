@@ -14,6 +14,12 @@
  *       --rekey N            key update after N records per key
  *       --service NAME       ask for service NAME (the server offers msg and NAME)
  *       --no-close           end without close_notify (a truncated session)
+ *       --no-acks            the server does not acknowledge texts (chat, bank)
+ *       --chat               encode texts as chat lines (docs/SERVICES.md §2.1)
+ *
+ * A MESSAGE is a text the client sends; "S:TEXT" is one the server sends.
+ * With --chat, a client's TEXT goes out with an empty name, and a server's
+ * "S:NAME:TEXT" with the sender NAME (empty: a notice of the service).
  *
  * Test only: the random generator is a fixed-seed splitmix64, NOT a
  * cryptographic one, so runs are reproducible (except RSA key generation and
@@ -25,6 +31,8 @@
 #include <string.h>
 
 #include <veil/veil.h>
+
+#include "svc_wire.h"
 
 #define MAX_MSGS 32
 #define MAX_STEPS 1000
@@ -174,7 +182,7 @@ int main(int argc, char **argv)
     size_t n_groups = 0;
     const char *rsa_key = NULL, *service = NULL;
     uint64_t rekey = 0;
-    int close_session = 1, n_msgs = 0;
+    int close_session = 1, n_msgs = 0, acks = 1, chat = 0;
     const char *msgs[MAX_MSGS];
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--plain") == 0) {
@@ -193,6 +201,10 @@ int main(int argc, char **argv)
             service = argv[++i];
         } else if (strcmp(argv[i], "--no-close") == 0) {
             close_session = 0;
+        } else if (strcmp(argv[i], "--no-acks") == 0) {
+            acks = 0;
+        } else if (strcmp(argv[i], "--chat") == 0) {
+            chat = 1;
         } else if (n_msgs < MAX_MSGS) {
             msgs[n_msgs++] = argv[i];
         }
@@ -278,10 +290,39 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < n_msgs; i++) {
         now++;
-        if ((ret = veil_conn_send(cl.conn, VEIL_MSG_TEXT, now, (const uint8_t *)msgs[i], strlen(msgs[i]),
-                                  &cl.out)) != 0 ||
-            (ret = flush(&cl, &sv, 0, now)) != 0)
+        int from_server = strncmp(msgs[i], "S:", 2) == 0;
+        const char *text = msgs[i] + (from_server ? 2 : 0), *name = "";
+        size_t name_len = 0;
+        static uint8_t payload[VEIL_MAX_MESSAGE];
+        size_t len = strlen(text);
+        if (chat && from_server) {
+            const char *colon = strchr(text, ':');
+            if (colon == NULL) {
+                fprintf(stderr, "--chat: a server message is S:NAME:TEXT\n");
+                return 2;
+            }
+            name = text;
+            name_len = (size_t)(colon - text);
+            text = colon + 1;
+            len = strlen(text);
+        }
+        if (chat) {
+            len = svc_chat_encode(name, name_len, text, len, payload, sizeof(payload));
+        } else if (len <= sizeof(payload)) {
+            memcpy(payload, text, len);
+        } else {
+            len = 0;
+        }
+        if (len == 0) {
+            fprintf(stderr, "message too long: %s\n", msgs[i]);
+            return 2;
+        }
+        side *from = from_server ? &sv : &cl, *to = from_server ? &cl : &sv;
+        if ((ret = veil_conn_send(from->conn, VEIL_MSG_TEXT, now, payload, len, &from->out)) != 0 ||
+            (ret = flush(from, to, from_server, now)) != 0)
             goto fail;
+        if (!acks)
+            sv.n_acks_due = 0;
         for (int a = 0; a < sv.n_acks_due; a++) {
             char ack[64];
             snprintf(ack, sizeof(ack), "received %zu bytes", sv.acks[a]);
