@@ -42,7 +42,7 @@ shift
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-ALL_SESSIONS=(plain-msg gcm-msg chacha-msg cbc-msg refused-plain tampered truncated coalesced split non-veil)
+ALL_SESSIONS=(plain-msg gcm-msg chacha-msg cbc-msg ffdhe-msg bank-msg auth-failed refused-plain tampered truncated coalesced split non-veil)
 if [ $# -gt 0 ]; then SESSIONS=("$@"); else SESSIONS=("${ALL_SESSIONS[@]}"); fi
 
 # ---- the deterministic build ------------------------------------------------
@@ -56,13 +56,14 @@ if [ "$DECODES_ONLY" = 0 ]; then
         echo "make.sh: $BUILD was not configured with -DVEIL_TEST_HOOKS=ON; use a separate build directory" >&2
         exit 1
     fi
-    cmake --build "$BUILD" -j2 --target veil-server veil-client veil-keygen veil-capture >/dev/null
+    cmake --build "$BUILD" -j2 --target veil-server veil-client veil-keygen veil-user veil-capture >/dev/null
     VCAPTURE=$BUILD/apps/veil-capture
 fi
 [ -x "$VCAPTURE" ] || { echo "make.sh: no veil-capture at $VCAPTURE" >&2; exit 1; }
 VSERVER=$BUILD/apps/veil-server
 VCLIENT=$BUILD/apps/veil-client
 VKEYGEN=$BUILD/apps/veil-keygen
+VUSER=$BUILD/apps/veil-user
 
 export TZ=UTC LC_ALL=C
 unset VEIL_KEYLOGFILE VEIL_TEST_SEED VEIL_TEST_CLOCK
@@ -131,6 +132,21 @@ identity() {
     cp "$T/server.key.pub" "$OUT/server.key.pub"
 }
 
+# users: a user directory with alice (password in $T/pw; a wrong one in $T/badpw),
+# seeded so that her salt, and so every login exchange, is reproducible.
+users() {
+    [ -f "$T/users.json" ] && return 0
+    printf 'correct horse battery\n' >"$T/pw"
+    printf 'incorrect horse\n' >"$T/badpw"
+    VEIL_TEST_SEED=corpus-users "$VUSER" -f "$T/users.json" add alice <"$T/pw" >/dev/null 2>"$T/user.err" ||
+        die "veil-user failed: $(cat "$T/user.err")"
+}
+
+# Words given after the host and port (bank operations), and the file read on fd 3
+# (--password-fd 3); both empty by default.
+CLIENT_TAIL=()
+PWFILE=/dev/null
+
 # session NAME EXPECTED_CLIENT_STATUS "SERVER OPTIONS" "RELAY OPTIONS" CLIENT OPTIONS...
 session() {
     local name=$1 want=$2 sopts=$3 ropts=$4
@@ -154,7 +170,8 @@ session() {
     rport=$(wait_port "$T/$name.relay.err") || die "$name: the relay did not start"
     local st=0
     VEIL_TEST_SEED=$seed VEIL_TEST_CLOCK=$CLOCK timeout 30 "$VCLIENT" --fingerprint "$FP" \
-        --timeout 10 "$@" 127.0.0.1 "$rport" </dev/null >"$T/$name.client.out" 2>"$T/$name.client.err" || st=$?
+        --timeout 10 "$@" 127.0.0.1 "$rport" ${CLIENT_TAIL[@]+"${CLIENT_TAIL[@]}"} </dev/null 3<"$PWFILE" \
+        >"$T/$name.client.out" 2>"$T/$name.client.err" || st=$?
     [ "$st" -eq "$want" ] || die "$name: veil-client exited with $st, expected $want"
     wait_pid "$rpid" 25 || die "$name: the relay failed"
     kill -TERM "$spid"
@@ -180,6 +197,26 @@ record() {
         session chacha-msg 0 "" "" --suite chacha20-poly1305 -m "hello plaintext" -m "second message" ;;
     cbc-msg)
         session cbc-msg 0 "" "" --suite aes-256-cbc-hmac-sha256 -m "hello plaintext" -m "second message" ;;
+    ffdhe-msg)
+        session ffdhe-msg 0 "" "" --group ffdhe2048 --suite aes-256-gcm -m "hello over FFDHE-2048" ;;
+    bank-msg)
+        # alice logs in (user authentication) and deposits, withdraws, reads her balance.
+        users
+        CLIENT_TAIL=(deposit 12.34 withdraw 2.34 balance)
+        PWFILE=$T/pw
+        session bank-msg 0 "--services bank --users $T/users.json --bank-db $T/bank.db" "" \
+            --suite aes-256-gcm --service bank --user alice --password-fd 3
+        CLIENT_TAIL=()
+        PWFILE=/dev/null ;;
+    auth-failed)
+        # The same login with a wrong password: auth_failed (exit 7), nothing done.
+        users
+        CLIENT_TAIL=(balance)
+        PWFILE=$T/badpw
+        session auth-failed 7 "--services bank --users $T/users.json --bank-db $T/bank.db" "" \
+            --suite aes-256-gcm --service bank --user alice --password-fd 3
+        CLIENT_TAIL=()
+        PWFILE=/dev/null ;;
     refused-plain)
         session refused-plain 4 "" "" --plain -m "hello plaintext" ;;
     tampered)
