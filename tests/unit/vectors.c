@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "rsa_vector.h"
 #include "veil_internal.h"
 
 #define BEGIN_MARK "<!-- BEGIN TEST VECTORS -->"
@@ -259,6 +260,76 @@ static void session(uint16_t suite, uint16_t group, uint8_t mode, const char *ti
     veil_identity_free(id);
 }
 
+static size_t unhex(const char *h, uint8_t *out, size_t cap)
+{
+    size_t n = strlen(h) / 2;
+    assert_true(n <= cap);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+    return n;
+}
+
+/* §12.6: fixed RSA values (made with the openssl tool); libproto must decrypt
+ * the OAEP ciphertext and verify the PSS signature, and refuse both changed. */
+static void rsa_vectors(void)
+{
+    veil_identity *id = NULL;
+    uint8_t ct[512], sig[512], premaster[32], want_pm[32], th1[32], msg[VEIL_SIG_MSG_LEN];
+    assert_int_equal(veil_identity_from_pem(rsa_vector_key_pem, strlen(rsa_vector_key_pem), &id), 0);
+    size_t ct_len = unhex(rsa_vector_ct_hex, ct, sizeof(ct));
+    size_t sig_len = unhex(rsa_vector_sig_hex, sig, sizeof(sig));
+    assert_int_equal(veil_sha256((const uint8_t *)"veil rsa vector premaster", 25, want_pm), 0);
+    assert_int_equal(veil_sha256((const uint8_t *)"veil rsa vector th1", 19, th1), 0);
+    assert_int_equal(veil_pkey_oaep_decrypt(id->key, ct, ct_len, premaster, sizeof(premaster)), 0);
+    assert_memory_equal(premaster, want_pm, 32);
+    veil_sig_message(th1, msg);
+    assert_int_equal(veil_pkey_verify(id->key, msg, sizeof(msg), sig, sig_len), 0);
+    ct[100] ^= 1;
+    assert_int_equal(veil_pkey_oaep_decrypt(id->key, ct, ct_len, premaster, sizeof(premaster)),
+                     VEIL_PERR(VEIL_ALERT_DECRYPT_ERROR));
+    ct[100] ^= 1;
+    sig[100] ^= 1;
+    assert_int_not_equal(veil_pkey_verify(id->key, msg, sizeof(msg), sig, sig_len), 0);
+    sig[100] ^= 1;
+
+    out("\n### 12.6 RSA key transport and RSA-PSS (fixed values)\n\n"
+        "RSA-OAEP and RSA-PSS are randomised (§6.13 of docs/DESIGN.md), so a whole RSA session\n"
+        "cannot be reproduced byte for byte. These values were made once with the openssl\n"
+        "command-line tool; an implementation must decrypt and verify them (tests/unit/rsa_vector.h).\n\n");
+    out("Server identity (RSA-2048, a test key; never use it):\n```\n%s```\n", rsa_vector_key_pem);
+    uint8_t fp[32];
+    veil_identity_fingerprint(id, fp);
+    hexline("fingerprint = SHA-256(SPKI DER)", fp, 32);
+    hexline("premaster secret = SHA-256(\"veil rsa vector premaster\")", want_pm, 32);
+    hexblock("ClientKeyExchange ciphertext: RSA-OAEP (SHA-256, MGF1-SHA-256, empty label) of the premaster", ct,
+             ct_len);
+    hexline("th1 = SHA-256(\"veil rsa vector th1\") (a stand-in for H(CH||SH))", th1, 32);
+    hexblock("ServerVerify signature: RSA-PSS (SHA-256, MGF1-SHA-256, salt 32) over the §4.4 message for th1", sig,
+             sig_len);
+
+    /* The schedule from the premaster (th_hs = th_ap = H(CH||SH||SV||CKE); a stand-in here). */
+    uint8_t th[32], zero[32] = {0}, hs[32], c_ap[32], s_ap[32];
+    assert_int_equal(veil_sha256((const uint8_t *)"veil rsa vector th_cke", 22, th), 0);
+    assert_int_equal(veil_hkdf_extract(zero, 32, premaster, 32, hs), 0);
+    assert_int_equal(veil_expand_label(hs, "c ap", th, 32, c_ap, 32), 0);
+    assert_int_equal(veil_expand_label(hs, "s ap", th, 32, s_ap, 32), 0);
+    veil_schedule ks;
+    assert_int_equal(veil_schedule_handshake(&ks, premaster, 32, NULL, th), 0);
+    assert_int_equal(veil_schedule_traffic(&ks, th), 0);
+    assert_memory_equal(ks.c_ap, c_ap, 32);
+    assert_memory_equal(ks.s_ap, s_ap, 32);
+    out("\nKey schedule from this premaster, with th_hs = th_ap = SHA-256(\"veil rsa vector th_cke\") "
+        "standing in for H(CH||SH||SV||CKE):\n\n");
+    hexline("hs = HKDF-Extract(0^32, premaster)", hs, 32);
+    hexline("c_ap_0", c_ap, 32);
+    hexline("s_ap_0", s_ap, 32);
+    veil_schedule_wipe(&ks);
+    veil_identity_free(id);
+}
+
 static void generate(void)
 {
     veil_buf_init(&text);
@@ -275,6 +346,7 @@ static void generate(void)
     session(VEIL_SUITE_AES_256_CBC_HMAC_SHA256, x, VEIL_MODE_ENCRYPTED, "12.3 Encrypted session, AES_256_CBC_HMAC_SHA256", true);
     session(0, x, VEIL_MODE_PLAINTEXT, "12.4 Plaintext session", false);
     session(VEIL_SUITE_AES_256_GCM_SHA256, ff, VEIL_MODE_ENCRYPTED, "12.5 Encrypted session over FFDHE-2048, AES_256_GCM_SHA256", true);
+    rsa_vectors();
     out(END_MARK "\n");
 }
 
