@@ -42,7 +42,7 @@ shift
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-ALL_SESSIONS=(plain-msg gcm-msg chacha-msg cbc-msg ffdhe-msg bank-msg auth-failed refused-plain tampered truncated coalesced split non-veil)
+ALL_SESSIONS=(plain-msg gcm-msg chacha-msg cbc-msg ffdhe-msg chat-msg bank-msg auth-failed refused-plain tampered truncated coalesced split non-veil)
 if [ $# -gt 0 ]; then SESSIONS=("$@"); else SESSIONS=("${ALL_SESSIONS[@]}"); fi
 
 # ---- the deterministic build ------------------------------------------------
@@ -146,6 +146,7 @@ users() {
 # (--password-fd 3); both empty by default.
 CLIENT_TAIL=()
 PWFILE=/dev/null
+CLIENT_STDIN=/dev/null
 
 # session NAME EXPECTED_CLIENT_STATUS "SERVER OPTIONS" "RELAY OPTIONS" CLIENT OPTIONS...
 session() {
@@ -170,7 +171,7 @@ session() {
     rport=$(wait_port "$T/$name.relay.err") || die "$name: the relay did not start"
     local st=0
     VEIL_TEST_SEED=$seed VEIL_TEST_CLOCK=$CLOCK timeout 30 "$VCLIENT" --fingerprint "$FP" \
-        --timeout 10 "$@" 127.0.0.1 "$rport" ${CLIENT_TAIL[@]+"${CLIENT_TAIL[@]}"} </dev/null 3<"$PWFILE" \
+        --timeout 10 "$@" 127.0.0.1 "$rport" ${CLIENT_TAIL[@]+"${CLIENT_TAIL[@]}"} <"$CLIENT_STDIN" 3<"$PWFILE" \
         >"$T/$name.client.out" 2>"$T/$name.client.err" || st=$?
     [ "$st" -eq "$want" ] || die "$name: veil-client exited with $st, expected $want"
     wait_pid "$rpid" 25 || die "$name: the relay failed"
@@ -199,6 +200,17 @@ record() {
         session cbc-msg 0 "" "" --suite aes-256-cbc-hmac-sha256 -m "hello plaintext" -m "second message" ;;
     ffdhe-msg)
         session ffdhe-msg 0 "" "" --group ffdhe2048 --suite aes-256-gcm -m "hello over FFDHE-2048" ;;
+    chat-msg)
+        # alice logs in to the chat (a login makes her name, not her port, the sender),
+        # says one line and leaves with EXIT.
+        users
+        printf 'hello chat\nEXIT\n' >"$T/chat.in"
+        CLIENT_STDIN=$T/chat.in
+        PWFILE=$T/pw
+        session chat-msg 0 "--services chat --users $T/users.json" "" \
+            --suite aes-256-gcm --service chat --user alice --password-fd 3
+        CLIENT_STDIN=/dev/null
+        PWFILE=/dev/null ;;
     bank-msg)
         # alice logs in (user authentication) and deposits, withdraws, reads her balance.
         users

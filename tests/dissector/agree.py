@@ -49,7 +49,14 @@ def tshark_records(path):
                 status = STATUS.get(st, st)
             else:
                 status = 'plaintext' if find(r, 'veil.crc.status') == '1' else 'bad_crc'
-            out[d].append((int(seq), TYPES.get(find(r, 'veil.type'), '?'), status, find(r, 'veil.app.text')))
+            text = find(r, 'veil.app.text')
+            if text is None and find(r, 'veil.chat.text') is not None:
+                # A chat line is shown as sender and text; its payload is
+                # u8 name_len || name || text (docs/SERVICES.md §2): rebuild
+                # those exact bytes to compare with veil-capture's raw text.
+                sender = find(r, 'veil.chat.sender') or ''
+                text = chr(len(sender.encode())) + sender + find(r, 'veil.chat.text')
+            out[d].append((int(seq), TYPES.get(find(r, 'veil.type'), '?'), status, text))
     return out
 
 
