@@ -11,6 +11,7 @@ PACKAGES=(
   libsqlite3-dev        # bank ledger
   libpcap-dev           # capture tool
   tcpdump               # loopback capture in the integration tests
+  openssl               # the openssl tool: tests check our keys and fingerprints against it
   wireshark-dev tshark  # Wireshark 4.0 plugin SDK and tshark: the dissector and its tests
   python3 procps iproute2 # test helpers: hostile peers, process control, free ports
 )
