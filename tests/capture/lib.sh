@@ -15,77 +15,9 @@ CAPS=$VEIL_CAPTURES
 export TZ=UTC LC_ALL=C
 unset VEIL_KEYLOGFILE VEIL_TEST_SEED VEIL_TEST_CLOCK
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/veil-capture-test.XXXXXX")
-export HOME="$T/home"
-mkdir -p "$HOME"
-TEST_NAME=$(basename "$0" .sh)
-PIDS=()
-
-cleanup() {
-    local rc=$?
-    set +e
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 1 40); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
-        echo "---- $TEST_NAME failed (status $rc); files in $T" >&2
-        for f in "$T"/*.log "$T"/*.err; do
-            [ -f "$f" ] || continue
-            echo "---- $f" >&2
-            tail -n 30 "$f" >&2
-        done
-    fi
-    if [ "${VEIL_TEST_KEEP:-0}" = 1 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; }; then
-        echo "(kept $T)" >&2
-    else
-        rm -rf "$T"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-pass() { echo "ok: $*"; }
-skip() {
-    echo "skip: $*"
-    exit 77
-}
-
-# wait_for FILE PATTERN [SECONDS]
-wait_for() {
-    local file=$1 pattern=$2 secs=${3:-5} i
-    for i in $(seq 1 $((secs * 20))); do
-        if [ -f "$file" ] && grep -qE -- "$pattern" "$file"; then
-            return 0
-        fi
-        sleep 0.05
-    done
-    return 1
-}
-
-# wait_exit PID [SECONDS]: status in WAIT_STATUS, 1 if still running.
-wait_exit() {
-    local pid=$1 secs=${2:-5} i
-    for i in $(seq 1 $((secs * 20))); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            WAIT_STATUS=0
-            wait "$pid" || WAIT_STATUS=$?
-            return 0
-        fi
-        sleep 0.05
-    done
-    return 1
-}
+TEST_TMP_PREFIX=veil-capture-test
+# shellcheck source=../lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 # port_of FILE: the port in its first "listening on ADDR:PORT".
 port_of() {

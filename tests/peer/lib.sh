@@ -26,16 +26,14 @@ for p in "$VPEER" "$VPEERT" "$VKEYGEN"; do
     [ -x "$p" ] || { echo "not executable: $p" >&2; exit 2; }
 done
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/veil-peer-test.XXXXXX")
-export HOME="$T/home"
-mkdir -p "$HOME"
-unset VEIL_KEYLOGFILE
-TEST_NAME=$(basename "$0" .sh)
+TEST_TMP_PREFIX=veil-peer-test
+WAIT_DEFAULT=10
 declare -A PID=() FD=() PORT=() EXIT=()
 
-# stop_all: SIGTERM to every peer still running, SIGKILL after 2 s.
+# stop_all: closes every peer's input and stops every peer still running
+# (SIGTERM, SIGKILL after 2 s).
 stop_all() {
-    local n pid fd
+    local n fd
     for n in "${!FD[@]}"; do
         fd=${FD[$n]}
         eval "exec ${fd}>&-" 2>/dev/null || true
@@ -45,65 +43,25 @@ stop_all() {
         kill -TERM "${PID[$n]}" 2>/dev/null || true
     done
     for n in "${!PID[@]}"; do
-        pid=${PID[$n]}
-        for _ in $(seq 1 40); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        stop_pid "${PID[$n]}"
     done
     PID=()
 }
 
-cleanup() {
-    local rc=$?
-    set +e
-    stop_all
-    # A sanitizer report in any peer's log fails the test (-DVEIL_SANITIZE=ON).
-    if [ "$rc" -eq 0 ] && grep -lsE -D skip 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' \
+test_stop_hook() { stop_all; }
+
+# A sanitizer report in any peer's log fails the test (-DVEIL_SANITIZE=ON).
+test_check_hook() {
+    if grep -lsE -D skip 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' \
         "$T"/*.log "$T"/*.err >/dev/null 2>&1; then
         echo "FAIL: sanitizer report in $(grep -lsE -D skip 'Sanitizer|runtime error:' "$T"/*.log "$T"/*.err)" >&2
-        rc=1
+        return 1
     fi
-    if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
-        echo "---- $TEST_NAME failed (status $rc); files in $T:" >&2
-        for f in "$T"/*.log "$T"/*.out "$T"/*.err; do
-            [ -f "$f" ] || continue
-            echo "---- $f" >&2
-            tail -n 40 "$f" >&2
-        done
-    fi
-    if [ "${VEIL_TEST_KEEP:-0}" = 1 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; }; then
-        echo "(kept $T)" >&2
-    else
-        rm -rf "$T"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
+    return 0
 }
 
-pass() {
-    echo "ok: $*"
-}
-
-# wait_for FILE PATTERN [SECONDS]: until grep -E PATTERN FILE matches.
-wait_for() {
-    local file=$1 pattern=$2 secs=${3:-10}
-    for _ in $(seq 1 $((secs * 20))); do
-        if [ -f "$file" ] && grep -qE -- "$pattern" "$file"; then
-            return 0
-        fi
-        sleep 0.05
-    done
-    return 1
-}
+# shellcheck source=../lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 # wait_log NAME PATTERN [SECONDS]: the peer's log shows PATTERN, or fail.
 wait_log() {
