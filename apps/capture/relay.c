@@ -119,40 +119,14 @@ static int add_chunk(conn_log *cl, int dir, const uint8_t *p, size_t n, int fin,
     return 0;
 }
 
-/* Sends all of p (blocking with poll, bounded by 5 s). */
-static int send_all(int fd, const uint8_t *p, size_t n)
-{
-    uint64_t deadline = vapp_mono_ms() + 5000;
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            uint64_t now = vapp_mono_ms();
-            if (now >= deadline)
-                return -1;
-            struct pollfd pf = {.fd = fd, .events = POLLOUT};
-            (void)poll(&pf, 1, (int)(deadline - now));
-            continue;
-        }
-        return -1;
-    }
-    return 0;
-}
-
 static int forward(const relay_opts *o, int fd, const uint8_t *p, size_t n)
 {
     if (o->seg != SEG_SPLIT || o->split == 0)
-        return send_all(fd, p, n);
+        return vapp_send_all(fd, p, n, 5000);
     /* Split for real: separate small writes, so the peer reassembles pieces. */
     for (size_t i = 0; i < n; i += o->split) {
         size_t k = n - i < o->split ? n - i : o->split;
-        if (send_all(fd, p + i, k) != 0)
+        if (vapp_send_all(fd, p + i, k, 5000) != 0)
             return -1;
         struct timespec ts = {0, 1000000}; /* 1 ms */
         nanosleep(&ts, NULL);

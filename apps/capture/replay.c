@@ -129,31 +129,6 @@ typedef struct live {
     int hs_done;
 } live;
 
-static int send_all(int fd, const uint8_t *p, size_t n, uint64_t timeout_ms)
-{
-    uint64_t deadline = vapp_mono_ms() + timeout_ms;
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            uint64_t now = vapp_mono_ms();
-            if (now >= deadline)
-                return -1;
-            struct pollfd pf = {.fd = fd, .events = POLLOUT};
-            (void)poll(&pf, 1, (int)(deadline - now));
-            continue;
-        }
-        return -1;
-    }
-    return 0;
-}
-
 /* The next complete record from the server: 1 (*len set, at rx.base), 0 on
  * EOF or timeout, -1 if the bytes do not frame as records. */
 static int next_record(live *L, uint64_t deadline, size_t *len)
@@ -346,7 +321,7 @@ static int flush_out(live *L, FILE *f, int *sent_any)
         }
         off += n;
     }
-    int ret = send_all(L->fd, L->out.base, L->out.len, 5000);
+    int ret = vapp_send_all(L->fd, L->out.base, L->out.len, 5000);
     if (L->out.len > 0)
         *sent_any = 1;
     L->out.len = 0;
@@ -598,7 +573,7 @@ int vc_cmd_replay(int argc, char **argv)
                     }
                     off += n;
                 }
-                if (send_all(L.fd, L.out.base, L.out.len, 5000) != 0) {
+                if (vapp_send_all(L.fd, L.out.base, L.out.len, 5000) != 0) {
                     printf("  C>S the server no longer accepts data\n");
                     stop = 1;
                 }

@@ -296,3 +296,30 @@ void vapp_refuse_and_close(int fd, const veil_config *cfg, int alert, uint64_t n
     veil_buf_free(&b);
     close(fd);
 }
+
+/* Sends all of p on a (possibly non-blocking) socket, waiting with poll for
+ * room, for at most timeout_ms in all.  0, or -1 on error or timeout. */
+int vapp_send_all(int fd, const uint8_t *p, size_t n, uint64_t timeout_ms)
+{
+    uint64_t deadline = vapp_mono_ms() + timeout_ms;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            uint64_t now = vapp_mono_ms();
+            if (now >= deadline)
+                return -1;
+            struct pollfd pf = {.fd = fd, .events = POLLOUT};
+            (void)poll(&pf, 1, (int)(deadline - now));
+            continue;
+        }
+        return -1;
+    }
+    return 0;
+}

@@ -209,6 +209,8 @@ void vapp_format_addr(const struct sockaddr *sa, socklen_t len, char out[VAPP_AD
 int vapp_set_nonblock(int fd);
 /* Sends a fatal alert from a throw-away connection (best effort) and closes fd. */
 void vapp_refuse_and_close(int fd, const veil_config *cfg, int alert, uint64_t now);
+/* Sends all of p, waiting for room with poll, within timeout_ms; 0 or -1. */
+int vapp_send_all(int fd, const uint8_t *p, size_t n, uint64_t timeout_ms);
 /* TCP_NODELAY: libproto hands over whole records and flights, so Nagle's
  * algorithm would only add a delayed-ACK wait (~40 ms) per exchange. */
 void vapp_set_nodelay(int fd);
