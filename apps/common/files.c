@@ -164,71 +164,79 @@ int vapp_write_file_atomic(const char *path, const void *data, size_t len, mode_
     return 0;
 }
 
-int vapp_read_private_file(const char *path, veil_buf *out, char *err)
+int vapp_read_file(const char *path, const char *what, size_t max, int private_only, veil_buf *out,
+                   struct stat *info, char *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
-        vapp_errf(err, "cannot open key file %s: %s", path, strerror(e));
+        vapp_errf(err, "cannot open %s %s: %s", what, path, strerror(e));
         return e == ENOENT ? -2 : -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        vapp_errf(err, "cannot stat key file %s: %s", path, strerror(errno));
+        vapp_errf(err, "cannot stat %s %s: %s", what, path, strerror(errno));
         close(fd);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        vapp_errf(err, "key file %s is not a regular file", path);
+        vapp_errf(err, "%s %s is not a regular file", what, path);
         close(fd);
         return -1;
     }
-    /* Like ssh: a private key that others may read is treated as already
+    /* Like ssh: a secret that others may read is treated as already
        compromised, and refused rather than silently used. */
-    if ((st.st_mode & 077) != 0) {
+    if (private_only && (st.st_mode & 077) != 0) {
         snprintf(err, VAPP_ERRLEN,
-                 "key file %s has mode %04o: it is accessible by other users, so it is "
+                 "%s %s has mode %04o: it is accessible by other users, so it is "
                  "refused; fix it with: chmod 600 %s",
-                 path, (unsigned)(st.st_mode & 07777), path);
+                 what, path, (unsigned)(st.st_mode & 07777), path);
         close(fd);
         return -1;
     }
-    if (st.st_size > MAX_KEY_FILE) {
-        vapp_errf(err, "key file %s is too large to be a key", path);
-        close(fd);
-        return -1;
-    }
+    if (info != NULL)
+        *info = st;
     out->len = 0;
-    if (veil_buf_reserve(out, (size_t)st.st_size + 1) != 0) {
-        vapp_errf(err, "out of memory");
+    /* A file that grows after fstat is read up to max and then refused. */
+    if ((size_t)st.st_size > max || veil_buf_reserve(out, (size_t)st.st_size + 1) != 0) {
+        if ((size_t)st.st_size > max)
+            vapp_errf(err, "%s %s is larger than %zu bytes", what, path, max);
+        else
+            vapp_errf(err, "out of memory");
         close(fd);
         return -1;
     }
     for (;;) {
-        if (out->cap - out->len < 1 && veil_buf_reserve(out, 4096) != 0) {
+        if (out->cap - out->len < 2 && veil_buf_reserve(out, 4096) != 0) {
             vapp_errf(err, "out of memory");
             close(fd);
             return -1;
         }
-        ssize_t n = read(fd, out->base + out->len, out->cap - out->len);
+        ssize_t n = read(fd, out->base + out->len, out->cap - out->len - 1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            vapp_errf(err, "cannot read key file %s: %s", path, strerror(errno));
+            vapp_errf(err, "cannot read %s %s: %s", what, path, strerror(errno));
             close(fd);
             return -1;
         }
         if (n == 0)
             break;
         out->len += (size_t)n;
-        if (out->len > MAX_KEY_FILE) {
-            vapp_errf(err, "key file %s is too large to be a key", path);
+        if (out->len > max) {
+            vapp_errf(err, "%s %s is larger than %zu bytes", what, path, max);
             close(fd);
             return -1;
         }
     }
     close(fd);
+    out->base[out->len] = '\0'; /* a terminator for text parsers, not counted */
     return 0;
+}
+
+int vapp_read_private_file(const char *path, veil_buf *out, char *err)
+{
+    return vapp_read_file(path, "key file", MAX_KEY_FILE, 1, out, NULL, err);
 }
 
 int vapp_identity_load(const char *path, veil_identity **out, char *err)

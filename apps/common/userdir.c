@@ -287,66 +287,19 @@ static int parse(vapp_userdir *d, const char *path, json_t *root, char *err)
 
 int vapp_userdir_load(vapp_userdir *d, const char *path, char *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        int e = errno;
-        vapp_errf(err, "cannot open user directory %s: %s", path, strerror(e));
-        return e == ENOENT ? -2 : -1;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        vapp_errf(err, "cannot stat user directory %s: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        vapp_errf(err, "user directory %s is not a regular file", path);
-        close(fd);
-        return -1;
-    }
     /* As for private keys: what others may read or change is not trusted. */
-    if ((st.st_mode & 077) != 0) {
-        vapp_errf(err,
-                  "user directory %s has mode %04o: it is accessible by other users, so it is "
-                  "refused; fix it with: chmod 600 %s",
-                  path, (unsigned)(st.st_mode & 07777), path);
-        close(fd);
-        return -1;
+    veil_buf file;
+    struct stat st;
+    veil_buf_init(&file);
+    int r = vapp_read_file(path, "user directory", VAPP_USERDIR_MAX_FILE, 1, &file, &st, err);
+    if (r != 0) {
+        veil_buf_free(&file);
+        return r;
     }
-    if (st.st_size > VAPP_USERDIR_MAX_FILE) {
-        vapp_errf(err, "user directory %s is larger than %d bytes", path, VAPP_USERDIR_MAX_FILE);
-        close(fd);
-        return -1;
-    }
-    size_t cap = (size_t)st.st_size + 1, len = 0;
-    char *buf = malloc(cap);
-    if (buf == NULL) {
-        vapp_errf(err, "out of memory");
-        close(fd);
-        return -1;
-    }
-    /* Read what fstat promised; a file that grows meanwhile is read short
-       and most likely fails to parse, which is the right outcome. */
-    while (len < cap - 1) {
-        ssize_t n = read(fd, buf + len, cap - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            vapp_errf(err, "cannot read user directory %s: %s", path, strerror(errno));
-            free(buf);
-            close(fd);
-            return -1;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
 
     json_error_t jerr;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    veil_memzero(buf, cap);
-    free(buf);
+    json_t *root = json_loadb((const char *)file.base, file.len, JSON_REJECT_DUPLICATES, &jerr);
+    veil_buf_free(&file); /* wipes */
     if (root == NULL) {
         vapp_errf(err, "user directory %s: line %d, column %d: %s", path, jerr.line, jerr.column,
                   jerr.text);
@@ -354,7 +307,7 @@ int vapp_userdir_load(vapp_userdir *d, const char *path, char *err)
     }
     vapp_userdir fresh;
     vapp_userdir_init(&fresh);
-    int r = parse(&fresh, path, root, err);
+    r = parse(&fresh, path, root, err);
     json_decref(root);
     if (r != 0) {
         vapp_userdir_free(&fresh);

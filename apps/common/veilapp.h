@@ -140,6 +140,17 @@ int vapp_write_file_atomic(const char *path, const void *data, size_t len, mode_
  * Returns 0, -1 (err set), or -2 if the file does not exist (err set).
  */
 int vapp_read_private_file(const char *path, veil_buf *out, char *err);
+/*
+ * The general form: reads a whole file of at most max bytes into out, which
+ * is NUL-terminated after out->len (not counted); the caller wipes it with
+ * veil_buf_free.  Refuses a file that is not a regular file, is larger than
+ * max, or (private_only) gives any permission to group or others.  what names
+ * the file in messages ("key file", "user directory").  *info, if not NULL,
+ * receives the file's fstat (mode, identity, size, time).  Returns 0, -1 (err set), or -2 if it does not exist.
+ */
+struct stat;
+int vapp_read_file(const char *path, const char *what, size_t max, int private_only, veil_buf *out,
+                   struct stat *info, char *err);
 
 /* Loads an identity (Ed25519 or RSA) from a private key file (checks as above). */
 int vapp_identity_load(const char *path, veil_identity **out, char *err);

@@ -101,61 +101,6 @@ void peer_directory_free(peer_directory *d)
     d->n = 0;
 }
 
-/* Reads the whole file (bounded) into *out; reports its mode. */
-static int read_dir_file(const char *path, char **out, size_t *len, mode_t *mode, char *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        vapp_errf(err, "cannot open directory file %s: %s", path, strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        vapp_errf(err, "cannot stat directory file %s: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        vapp_errf(err, "directory file %s is not a regular file", path);
-        close(fd);
-        return -1;
-    }
-    if (st.st_size > PEER_MAX_DIR_FILE) {
-        vapp_errf(err, "directory file %s is larger than %d bytes", path, PEER_MAX_DIR_FILE);
-        close(fd);
-        return -1;
-    }
-    *mode = st.st_mode;
-    size_t cap = (size_t)st.st_size + 1, n = 0;
-    char *buf = malloc(cap);
-    if (buf == NULL) {
-        vapp_errf(err, "out of memory");
-        close(fd);
-        return -1;
-    }
-    /* The file may grow between fstat and read: never read past cap - 1. */
-    while (n < cap - 1) {
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            vapp_errf(err, "cannot read directory file %s: %s", path, strerror(errno));
-            veil_memzero(buf, cap);
-            free(buf);
-            close(fd);
-            return -1;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 /* Error context: "PATH: contacts[i] (name): ". */
 struct ctx {
     const char *path;
@@ -343,15 +288,17 @@ int peer_directory_load(const char *path, const char *self, peer_directory *d, c
     /* Before any other jansson call; veil-peer is jansson's only user. */
     json_set_alloc_funcs(wipe_malloc, wipe_free);
 
-    char *buf = NULL;
-    size_t len = 0;
-    mode_t mode = 0;
-    if (read_dir_file(path, &buf, &len, &mode, err) != 0)
+    veil_buf file;
+    veil_buf_init(&file);
+    struct stat st;
+    /* The mode is judged below, once it is known whether the file holds secrets. */
+    if (vapp_read_file(path, "directory file", PEER_MAX_DIR_FILE, 0, &file, &st, err) != 0) {
+        veil_buf_free(&file);
         return -1;
+    }
     json_error_t jerr;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    veil_memzero(buf, len + 1);
-    free(buf);
+    json_t *root = json_loadb((const char *)file.base, file.len, JSON_REJECT_DUPLICATES, &jerr);
+    veil_buf_free(&file); /* wipes */
     if (root == NULL) {
         vapp_errf(err, "%s: line %d, column %d: invalid JSON: %s", path, jerr.line, jerr.column,
                   jerr.text);
@@ -407,11 +354,11 @@ int peer_directory_load(const char *path, const char *self, peer_directory *d, c
             (json_object_get(o, "secret") != NULL || json_object_get(o, "psk") != NULL))
             d->holds_secrets = 1;
     }
-    if (d->holds_secrets && (mode & 077) != 0) {
+    if (d->holds_secrets && (st.st_mode & 077) != 0) {
         vapp_errf(err,
                   "%s holds shared secrets but has mode %04o: other users can read it, so it is "
                   "refused; fix it with: chmod 600 %s",
-                  path, (unsigned)(mode & 07777), path);
+                  path, (unsigned)(st.st_mode & 07777), path);
         goto done;
     }
     d->c = calloc(n, sizeof *d->c);
