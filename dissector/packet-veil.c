@@ -751,11 +751,8 @@ static void show_alert(tvbuff_t *ctvb, packet_info *pinfo, proto_tree *tree, con
 /* Service payloads inside text messages (docs/SERVICES.md), via svc_wire.h  */
 
 /* A part of a message: offset and length in the message; len < 0 = absent. */
-typedef struct vd_span {
-    gint32 off, len;
-} vd_span;
-
-#define VD_NO_SPAN ((vd_span){0, -1})
+typedef svc_span vd_span;
+#define VD_NO_SPAN SVC_NO_SPAN
 
 /* A chat line (SERVICES.md §2.1), split by svc_chat_decode. */
 typedef struct vd_chat {
@@ -773,97 +770,12 @@ static const char *chat_parse(const guint8 *p, size_t len, vd_chat *c)
     return NULL;
 }
 
-/* A bank request or reply (SERVICES.md §3.1): the words of its first line. */
-#define VD_BANK_WORDS 9
-typedef struct vd_bank {
-    vd_span op;        /* the first word: request keyword, or reply kind */
-    vd_span ok_op;     /* OK replies: DEPOSIT or WITHDRAW */
-    vd_span request_id, amount, balance, error;
-    vd_span count;     /* HISTORY: the count asked for, or the number of entries */
-    bool replayed;     /* OK ... REPLAYED */
-} vd_bank;
+/* Bank requests and replies are split by svc_bank_parse (svc_wire.h). */
+typedef svc_bank_msg vd_bank;
 
-static bool word_is(const guint8 *p, vd_span w, const char *kw)
-{
-    return w.len >= 0 && (size_t)w.len == strlen(kw) && memcmp(p + w.off, kw, (size_t)w.len) == 0;
-}
-
-/* Splits the first line of a bank message into its words and names them;
-   returns NULL, or why the message does not follow SERVICES.md §3.1. */
 static const char *bank_parse(const guint8 *p, size_t len, int dir, vd_bank *b)
 {
-    vd_span w[VD_BANK_WORDS];
-    int n = 0;
-    size_t end = 0;
-    while (end < len && p[end] != '\n')
-        end++;
-    size_t i = 0;
-    b->op = b->ok_op = b->request_id = b->amount = b->balance = b->error = b->count = VD_NO_SPAN;
-    b->replayed = false;
-    if (end == 0)
-        return "empty bank message";
-    for (;;) {
-        size_t start = i;
-        while (i < end && p[i] != ' ')
-            i++;
-        if (i == start)
-            return "empty word (not single spaces)";
-        if (n < VD_BANK_WORDS)
-            w[n] = (vd_span){(gint32)start, (gint32)(i - start)};
-        n++;
-        if (i == end)
-            break;
-        i++; /* the space */
-        if (i == end)
-            return "trailing space";
-    }
-    b->op = w[0];
-    if (dir == VEIL_DIR_CLIENT_TO_SERVER) {
-        if (word_is(p, w[0], SVC_BANK_DEPOSIT) || word_is(p, w[0], SVC_BANK_WITHDRAW)) {
-            if (n != 3)
-                return "a deposit or withdrawal has a request id and an amount";
-            b->request_id = w[1];
-            b->amount = w[2];
-        } else if (word_is(p, w[0], SVC_BANK_BALANCE)) {
-            if (n != 1)
-                return "BALANCE takes no argument";
-        } else if (word_is(p, w[0], SVC_BANK_HISTORY)) {
-            if (n > 2)
-                return "HISTORY takes at most a count";
-            if (n == 2)
-                b->count = w[1];
-        } else {
-            b->op = VD_NO_SPAN;
-            return "unknown bank request";
-        }
-        return NULL;
-    }
-    if (word_is(p, w[0], SVC_BANK_OK)) {
-        if (n != 7 && !(n == 8 && word_is(p, w[7], SVC_BANK_REPLAYED)))
-            return "malformed OK reply";
-        b->ok_op = w[1];
-        b->request_id = w[2];
-        b->amount = w[3];
-        b->balance = w[4];
-        b->replayed = n == 8;
-    } else if (word_is(p, w[0], SVC_BANK_ERR)) {
-        if (n < 4)
-            return "malformed ERR reply";
-        b->request_id = w[1];
-        b->error = w[2];
-    } else if (word_is(p, w[0], SVC_BANK_BALANCE)) {
-        if (n != 2)
-            return "malformed BALANCE reply";
-        b->balance = w[1];
-    } else if (word_is(p, w[0], SVC_BANK_HISTORY)) {
-        if (n != 2)
-            return "malformed HISTORY reply";
-        b->count = w[1];
-    } else {
-        b->op = VD_NO_SPAN;
-        return "unknown bank reply";
-    }
-    return NULL;
+    return svc_bank_parse(p, len, dir == VEIL_DIR_CLIENT_TO_SERVER, b);
 }
 
 /* The message of a readable text record of a chat or bank session. */

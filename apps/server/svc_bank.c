@@ -82,6 +82,17 @@ static int request_text_ok(const uint8_t *p, size_t len)
     return 1;
 }
 
+/* Requests are at most 255 bytes (SERVICES.md §3.1). */
+#define BANK_MAX_REQUEST 256
+
+/* The word at span s of data, NUL-terminated in out (large enough). */
+static const char *word(const uint8_t *data, svc_span s, char *out)
+{
+    memcpy(out, data + s.off, (size_t)s.len);
+    out[s.len] = '\0';
+    return out;
+}
+
 static void do_mutation(struct conn *c, const char *user, ledger_kind kind, const char *rid,
                         const char *amount_text)
 {
@@ -222,41 +233,32 @@ void bank_request(struct conn *c, uint8_t kind, const uint8_t *data, size_t len)
                      veil_msg_kind_name(kind));
         return;
     }
-    char req[256];
-    if (len >= sizeof req || !request_text_ok(data, len)) {
+    if (len >= BANK_MAX_REQUEST || !request_text_ok(data, len)) {
         reply_err(c, NULL, "bad_request",
                   "malformed request: words of printable ASCII separated by single spaces, at "
                   "most 255 bytes");
         return;
     }
-    memcpy(req, data, len);
-    req[len] = '\0';
-    char *w[5] = {NULL};
-    int nw = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(req, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
-        if (nw == 5)
-            break;
-        w[nw++] = t;
-    }
-    if (nw == 0) {
-        reply_err(c, NULL, "bad_request", "empty request");
+    svc_bank_msg m;
+    const char *why = svc_bank_parse(data, len, 1, &m);
+    if (why != NULL) {
+        reply_err(c, NULL, "bad_request",
+                  "%s (DEPOSIT id amount, WITHDRAW id amount, BALANCE, HISTORY [n])", why);
         return;
     }
-    if ((strcmp(w[0], SVC_BANK_DEPOSIT) == 0 || strcmp(w[0], SVC_BANK_WITHDRAW) == 0) && nw == 3) {
-        do_mutation(c, user, w[0][0] == 'D' ? LEDGER_DEPOSIT : LEDGER_WITHDRAW, w[1], w[2]);
-    } else if (strcmp(w[0], SVC_BANK_BALANCE) == 0 && nw == 1) {
+    char w1[BANK_MAX_REQUEST], w2[BANK_MAX_REQUEST]; /* every word fits */
+    if (svc_span_is(data, m.op, SVC_BANK_DEPOSIT) || svc_span_is(data, m.op, SVC_BANK_WITHDRAW)) {
+        do_mutation(c, user, data[m.op.off] == 'D' ? LEDGER_DEPOSIT : LEDGER_WITHDRAW,
+                    word(data, m.request_id, w1), word(data, m.amount, w2));
+    } else if (svc_span_is(data, m.op, SVC_BANK_BALANCE)) {
         do_balance(c, user);
-    } else if (strcmp(w[0], SVC_BANK_HISTORY) == 0 && nw <= 2) {
+    } else {
         unsigned long max = SVC_BANK_HISTORY_DEFAULT;
-        if (nw == 2 && vapp_parse_ulong(w[1], 1, SVC_BANK_HISTORY_MAX, &max) != 0) {
+        if (m.count.len >= 0 && vapp_parse_ulong(word(data, m.count, w1), 1, SVC_BANK_HISTORY_MAX, &max) != 0) {
             reply_err(c, NULL, "bad_request", "HISTORY takes a count from 1 to %d",
                       SVC_BANK_HISTORY_MAX);
             return;
         }
         do_history(c, user, max);
-    } else {
-        reply_err(c, NULL, "bad_request",
-                  "unknown request (DEPOSIT id amount, WITHDRAW id amount, BALANCE, HISTORY [n])");
     }
 }

@@ -75,4 +75,108 @@ static inline int svc_chat_decode(const uint8_t *p, size_t len, const uint8_t **
 #define SVC_BANK_HISTORY_MAX 100
 #define SVC_BANK_HISTORY_DEFAULT 20
 
+/* A part of a message: offset and length; len < 0 when absent. */
+typedef struct svc_span {
+    int32_t off, len;
+} svc_span;
+#define SVC_NO_SPAN ((svc_span){0, -1})
+
+/* The named words of a bank request or reply (SERVICES.md §3.1). */
+typedef struct svc_bank_msg {
+    svc_span op;    /* the first word: request keyword, or reply kind */
+    svc_span ok_op; /* OK replies: DEPOSIT or WITHDRAW */
+    svc_span request_id, amount, balance, error;
+    svc_span count; /* HISTORY: the count asked for, or the number of entries */
+    int replayed;   /* OK ... REPLAYED */
+} svc_bank_msg;
+
+static inline int svc_span_is(const uint8_t *p, svc_span w, const char *kw)
+{
+    return w.len >= 0 && (size_t)w.len == strlen(kw) && memcmp(p + w.off, kw, (size_t)w.len) == 0;
+}
+
+#define SVC_BANK_MAX_WORDS 9
+
+/*
+ * Splits the first line of a bank message (p, len) into its words and names
+ * them: a request when from_client, else a reply.  Returns NULL, or why the
+ * message does not follow SERVICES.md §3.1 (words of the wrong number, an
+ * unknown keyword, empty words).  The one parser of the bank text, used by
+ * the server, and by the Wireshark plugin for both directions.
+ */
+static inline const char *svc_bank_parse(const uint8_t *p, size_t len, int from_client, svc_bank_msg *b)
+{
+    svc_span w[SVC_BANK_MAX_WORDS];
+    int n = 0;
+    size_t end = 0, i = 0;
+    while (end < len && p[end] != '\n')
+        end++;
+    b->op = b->ok_op = b->request_id = b->amount = b->balance = b->error = b->count = SVC_NO_SPAN;
+    b->replayed = 0;
+    if (end == 0)
+        return "empty bank message";
+    for (;;) {
+        size_t start = i;
+        while (i < end && p[i] != ' ')
+            i++;
+        if (i == start)
+            return "empty word (not single spaces)";
+        if (n < SVC_BANK_MAX_WORDS)
+            w[n] = (svc_span){(int32_t)start, (int32_t)(i - start)};
+        n++;
+        if (i == end)
+            break;
+        i++; /* the space */
+        if (i == end)
+            return "trailing space";
+    }
+    b->op = w[0];
+    if (from_client) {
+        if (svc_span_is(p, w[0], SVC_BANK_DEPOSIT) || svc_span_is(p, w[0], SVC_BANK_WITHDRAW)) {
+            if (n != 3)
+                return "a deposit or withdrawal has a request id and an amount";
+            b->request_id = w[1];
+            b->amount = w[2];
+        } else if (svc_span_is(p, w[0], SVC_BANK_BALANCE)) {
+            if (n != 1)
+                return "BALANCE takes no argument";
+        } else if (svc_span_is(p, w[0], SVC_BANK_HISTORY)) {
+            if (n > 2)
+                return "HISTORY takes at most a count";
+            if (n == 2)
+                b->count = w[1];
+        } else {
+            b->op = SVC_NO_SPAN;
+            return "unknown bank request";
+        }
+        return NULL;
+    }
+    if (svc_span_is(p, w[0], SVC_BANK_OK)) {
+        if (n != 7 && !(n == 8 && svc_span_is(p, w[7], SVC_BANK_REPLAYED)))
+            return "malformed OK reply";
+        b->ok_op = w[1];
+        b->request_id = w[2];
+        b->amount = w[3];
+        b->balance = w[4];
+        b->replayed = n == 8;
+    } else if (svc_span_is(p, w[0], SVC_BANK_ERR)) {
+        if (n < 4)
+            return "malformed ERR reply";
+        b->request_id = w[1];
+        b->error = w[2];
+    } else if (svc_span_is(p, w[0], SVC_BANK_BALANCE)) {
+        if (n != 2)
+            return "malformed BALANCE reply";
+        b->balance = w[1];
+    } else if (svc_span_is(p, w[0], SVC_BANK_HISTORY)) {
+        if (n != 2)
+            return "malformed HISTORY reply";
+        b->count = w[1];
+    } else {
+        b->op = SVC_NO_SPAN;
+        return "unknown bank reply";
+    }
+    return NULL;
+}
+
 #endif /* VEIL_SVC_WIRE_H */
