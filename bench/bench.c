@@ -170,7 +170,6 @@ static int listen_loopback(unsigned long port, const char *port_file)
         getsockname(fd, (struct sockaddr *)&sa, &sl) != 0)
         die(VAPP_EXIT_CONNECT, "cannot listen on 127.0.0.1:%lu: %s", port, strerror(errno));
     unsigned chosen = ntohs(sa.sin_port);
-    fprintf(stderr, "%s: listening on 127.0.0.1:%u\n", PROG, chosen);
     if (port_file != NULL) {
         char text[16];
         int n = snprintf(text, sizeof text, "%u\n", chosen);
@@ -178,6 +177,8 @@ static int listen_loopback(unsigned long port, const char *port_file)
         if (vapp_write_file_atomic(port_file, text, (size_t)n, 0644, 1, err) != 0)
             die(VAPP_EXIT_LOCAL, "%s", err);
     }
+    /* After the port file: whoever waits for this line may read it. */
+    fprintf(stderr, "%s: listening on 127.0.0.1:%u\n", PROG, chosen);
     return fd;
 }
 

@@ -44,6 +44,7 @@ else
 fi
 HS_CLIENTS=4 # concurrent clients for the server-CPU measurement
 
+bash scripts/setup.sh >&2 # installs what is missing (nothing, after the README's set-up)
 for tool in cmake openssl ss awk; do
   command -v "$tool" >/dev/null || { echo "bench/run.sh: $tool is missing: run 'bash scripts/setup.sh' first" >&2; exit 2; }
 done

@@ -125,6 +125,11 @@ struct server {
     struct tag console;     /* the chat console on stdin */
     int console_on;
     const char *shutdown_req; /* srv_shutdown: why, handled by the loop */
+    /* No connection has a deadline (conn_deadline) before timer_due: the
+       loop looks at the connections' timers only once it has passed, so a
+       wakeup costs O(1) rather than O(connections).  Whatever may move a
+       deadline earlier calls timer_note. */
+    uint64_t timer_due;
 };
 
 static uint8_t g_rdbuf[64 * 1024];
@@ -190,6 +195,13 @@ static void conn_destroy(struct conn *c)
     free(c);
 }
 
+static uint64_t conn_deadline(const struct conn *c, uint64_t idle_ms);
+static void timer_note(struct server *s, uint64_t t)
+{
+    if (t < s->timer_due)
+        s->timer_due = t;
+}
+
 /* Moves to CLOSING: whatever is in out (alert, close_notify) is flushed,
  * then the socket is shut down and closed, within CLOSE_LINGER_MS. */
 static void conn_begin_close(struct conn *c, uint64_t now)
@@ -201,6 +213,7 @@ static void conn_begin_close(struct conn *c, uint64_t now)
     c->close_deadline = now + CLOSE_LINGER_MS;
     if (c->srv->shutting_down && c->srv->shutdown_deadline < c->close_deadline)
         c->close_deadline = c->srv->shutdown_deadline;
+    timer_note(c->srv, c->close_deadline);
     if (c->counted) {
         c->counted = 0;
         c->srv->n_active--; /* the slot is free for a new client now */
@@ -597,6 +610,7 @@ static struct conn *conn_new(struct server *s, int fd, const struct sockaddr *sa
         return NULL;
     }
     c->ev_mask = ev.events;
+    timer_note(s, veil_conn_next_timeout(c->vc)); /* the handshake deadline */
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -733,15 +747,24 @@ static uint64_t conn_deadline(const struct conn *c, uint64_t idle_ms)
 
 static void run_timers(struct server *s, uint64_t now)
 {
+    if (now < s->timer_due)
+        return;
+    /* One pass over every connection: fires what is due and finds the next
+       deadline (connections moved to CLOSING here note theirs). */
+    s->timer_due = UINT64_MAX;
     struct conn *next;
     for (struct conn *c = s->conns; c != NULL; c = next) {
         next = c->next;
-        if (conn_deadline(c, s->idle_ms) > now)
+        uint64_t due = conn_deadline(c, s->idle_ms);
+        if (due > now) {
+            timer_note(s, due);
             continue;
+        }
         if (c->closing && c->hold_until != 0 && now < c->close_deadline) {
             /* The delayed refusal of a login leaves now. */
             c->hold_until = 0;
-            (void)conn_flush(c);
+            if (conn_flush(c) == 0)
+                timer_note(s, conn_deadline(c, s->idle_ms));
             continue;
         }
         if (c->closing) {
@@ -753,8 +776,10 @@ static void run_timers(struct server *s, uint64_t now)
         }
         if (!veil_conn_handshake_done(c->vc) || veil_conn_next_timeout(c->vc) <= now) {
             int r = veil_conn_handle_timeout(c->vc, now, &c->out);
-            if (r == 0 && veil_conn_next_timeout(c->vc) > now)
+            if (r == 0 && veil_conn_next_timeout(c->vc) > now) {
+                timer_note(s, conn_deadline(c, s->idle_ms));
                 continue; /* nothing was due after all */
+            }
             if (r == 0) {
                 /* A deadline that passed but does not fire would make the
                    loop spin: end the connection ourselves. */
@@ -776,12 +801,7 @@ static void run_timers(struct server *s, uint64_t now)
 
 static int epoll_timeout(const struct server *s, uint64_t now)
 {
-    uint64_t t = UINT64_MAX;
-    for (const struct conn *c = s->conns; c != NULL; c = c->next) {
-        uint64_t d = conn_deadline(c, s->idle_ms);
-        if (d < t)
-            t = d;
-    }
+    uint64_t t = s->timer_due;
     if (s->accept_paused && s->accept_resume_ms < t)
         t = s->accept_resume_ms;
     if (s->shutting_down && s->shutdown_deadline < t)
@@ -1303,12 +1323,13 @@ int main(int argc, char **argv)
                    connection or in run_timers/begin_shutdown, after which the
                    batch is abandoned. */
                 uint32_t e = evs[i].events;
-                if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-                    if (conn_on_readable(cn, now) != 0)
-                        continue;
-                }
-                if (e & EPOLLOUT)
-                    (void)conn_flush(cn);
+                if ((e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && conn_on_readable(cn, now) != 0)
+                    continue; /* destroyed */
+                if ((e & EPOLLOUT) && conn_flush(cn) != 0)
+                    continue;
+                /* Its handshake ended, its idle timer restarted, a login
+                   refusal was held back: any of them may set a deadline. */
+                timer_note(s, conn_deadline(cn, s->idle_ms));
             }
             if (s->shutdown_req != NULL && !s->shutting_down) {
                 /* EXIT on the console: as SIGTERM, and the batch is
