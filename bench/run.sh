@@ -110,7 +110,7 @@ openssl req -new -x509 -key "$WORK/tls.key" -out "$WORK/tls.crt" -subj /CN=veil-
 SPEED_DONE=0
 speed() {
   step "openssl speed: the primitives alone"
-  local o
+  local o x
   o=$(openssl speed -mr -seconds 1 -bytes 16384 -evp aes-256-cbc 2>/dev/null | grep '^+F:')
   CBC_ENC=$(echo "$o" | awk -F: '{ print $4 }')
   o=$(openssl speed -mr -seconds 1 -bytes 16384 -hmac sha256 2>/dev/null | grep '^+F:')
@@ -119,8 +119,8 @@ speed() {
   X25519=$(echo "$o" | awk -F: '/^\+F5:/ { print $4 }')
   ED_SIGN=$(echo "$o" | awk -F: '/^\+F6:/ { print $5 }')
   ED_VERIFY=$(echo "$o" | awk -F: '/^\+F6:/ { print $6 }')
-  for v in "$CBC_ENC" "$HMAC" "$X25519" "$ED_SIGN"; do
-    [ -n "$v" ] || { echo "bench/run.sh: could not read openssl speed's output" >&2; exit 2; }
+  for x in "$CBC_ENC" "$HMAC" "$X25519" "$ED_SIGN"; do
+    [ -n "$x" ] || { echo "bench/run.sh: could not read openssl speed's output" >&2; exit 2; }
   done
   # Encrypt-then-MAC on the sending side: both passes over every byte.
   CBC_CEILING=$(awk -v a="$CBC_ENC" -v b="$HMAC" 'BEGIN { printf "%.0f\n", 1 / (1 / a + 1 / b) }')
@@ -135,6 +135,7 @@ speed() {
 # ---------------------------------------------------------------------------
 # bulk: one stream, the server sends, the client decrypts and discards
 bulk() {
+  [ "$SPEED_DONE" = 1 ] || speed
   step "bulk throughput over loopback (${REPS}x ${T}s per side and suite)"
   local file=$WORK/bulk.bin size=$((1 << 30))
   head -c "$size" /dev/zero >"$file"
@@ -182,7 +183,6 @@ bulk() {
       row "bulk $suite" "$(mbs "$v")" "MB/s" "OpenSSL TLS 1.3 s_server/s_time" "$(mbs "$a")" "$r" "≥ 1.5×" \
         "$(bench_ge "$r" 1.5 && echo yes || echo no)"
     else
-      [ "$SPEED_DONE" = 1 ] || speed
       local r; r=$(bench_div "$v" "$CBC_CEILING")
       row "bulk $suite" "$(mbs "$v")" "MB/s" "CBC+HMAC ceiling (openssl speed)" "$(mbs "$CBC_CEILING")" "$r" "≥ 0.85×" \
         "$(bench_ge "$r" 0.85 && echo yes || echo no)"
