@@ -24,16 +24,9 @@ void veil_buf_free(veil_buf *b)
     veil_buf_init(b);
 }
 
-int veil_buf_reserve(veil_buf *b, size_t n)
+/* Moves b into a new block of cap bytes (cap >= b->len), wiping the old one. */
+static int buf_regrow(veil_buf *b, size_t cap)
 {
-    if (b->cap - b->len >= n)
-        return 0;
-    if (n > SIZE_MAX / 2 - b->len)
-        return VEIL_ERR_NOMEM;
-    size_t want = b->len + n;
-    size_t cap = b->cap < 256 ? 256 : b->cap;
-    while (cap < want)
-        cap *= 2;
     /* Not realloc: the old block may hold secrets and must be wiped before release. */
     uint8_t *p = malloc(cap);
     if (p == NULL)
@@ -46,6 +39,28 @@ int veil_buf_reserve(veil_buf *b, size_t n)
     b->base = p;
     b->cap = cap;
     return 0;
+}
+
+int veil_buf_reserve(veil_buf *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return 0;
+    if (n > SIZE_MAX / 2 - b->len)
+        return VEIL_ERR_NOMEM;
+    size_t want = b->len + n;
+    size_t cap = b->cap < 256 ? 256 : b->cap;
+    while (cap < want)
+        cap *= 2;
+    return buf_regrow(b, cap);
+}
+
+int veil_buf_reserve_exact(veil_buf *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return 0;
+    if (n > SIZE_MAX / 2 - b->len)
+        return VEIL_ERR_NOMEM;
+    return buf_regrow(b, b->len + n);
 }
 
 void veil_buf_consume(veil_buf *b, size_t n)
