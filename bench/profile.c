@@ -7,9 +7,14 @@
  *   veil-profile seal SUITE MBYTES     client seals MBYTES of 16 KiB records
  *   veil-profile open SUITE MBYTES     server opens MBYTES of 16 KiB records
  *   veil-profile memory N [SUITE]      heap per established server connection
+ *   veil-profile floor N               the server's public-key operations alone
  *
  * The work of each side runs inside functions named srv_* (server) and
- * cli_* (client), so callgrind's --toggle-collect picks one side.
+ * cli_* (client), so callgrind's --toggle-collect picks one side.  The
+ * floor_* functions are the server's public-key work done with OpenSSL
+ * directly, as `openssl speed` does (one X25519 key generation, one X25519
+ * derivation, one Ed25519 signature): `handshake` runs them too and prints
+ * the server's cost as a multiple of them, measured in the same run.
  *
  * The random callback is a fast, NON-CRYPTOGRAPHIC generator (splitmix64):
  * fine for profiling, never for real keys.
@@ -19,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <openssl/evp.h>
 
 #include "veil/veil.h"
 
@@ -178,6 +185,103 @@ static void handshake(struct side *cli, struct side *srv, veil_buf *c2s, veil_bu
     }
 }
 
+/* ---- the floor: the server's public-key operations through OpenSSL alone ---- */
+
+struct floor_keys {
+    EVP_PKEY *peer;         /* a client's X25519 public key */
+    EVP_PKEY_CTX *derive;   /* X25519 derivation with the peer set, as in openssl speed */
+    EVP_MD_CTX *sign;       /* Ed25519 signing context, as in openssl speed */
+    uint8_t x_priv[32];
+};
+
+NOINLINE static void floor_keygen(struct floor_keys *f)
+{
+    uint8_t pub[32];
+    size_t len = sizeof(pub);
+    fast_rng(NULL, f->x_priv, sizeof(f->x_priv));
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, f->x_priv, sizeof(f->x_priv));
+    if (k == NULL || EVP_PKEY_get_raw_public_key(k, pub, &len) != 1) {
+        fprintf(stderr, "veil-profile: X25519 key generation failed\n");
+        exit(1);
+    }
+    EVP_PKEY_free(k);
+}
+
+NOINLINE static void floor_derive(struct floor_keys *f)
+{
+    uint8_t shared[32];
+    size_t len = sizeof(shared);
+    if (EVP_PKEY_derive(f->derive, shared, &len) != 1) {
+        fprintf(stderr, "veil-profile: X25519 derivation failed\n");
+        exit(1);
+    }
+}
+
+NOINLINE static void floor_sign(struct floor_keys *f)
+{
+    uint8_t msg[64 + 25 + 32] = {0}, sig[64];
+    size_t len = sizeof(sig);
+    if (EVP_DigestSign(f->sign, sig, &len, msg, sizeof(msg)) != 1) {
+        fprintf(stderr, "veil-profile: Ed25519 signature failed\n");
+        exit(1);
+    }
+}
+
+static void floor_setup(struct floor_keys *f)
+{
+    uint8_t seed[32];
+    memset(f, 0, sizeof(*f));
+    fast_rng(NULL, seed, sizeof(seed));
+    EVP_PKEY *mine = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, seed, sizeof(seed));
+    fast_rng(NULL, seed, sizeof(seed));
+    f->peer = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, seed, sizeof(seed));
+    fast_rng(NULL, seed, sizeof(seed));
+    EVP_PKEY *ed = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, sizeof(seed));
+    f->derive = mine != NULL ? EVP_PKEY_CTX_new(mine, NULL) : NULL;
+    f->sign = EVP_MD_CTX_new();
+    if (f->derive == NULL || f->peer == NULL || ed == NULL || f->sign == NULL ||
+        EVP_PKEY_derive_init(f->derive) != 1 || EVP_PKEY_derive_set_peer(f->derive, f->peer) != 1 ||
+        EVP_DigestSignInit(f->sign, NULL, NULL, NULL, ed) != 1) {
+        fprintf(stderr, "veil-profile: OpenSSL setup failed\n");
+        exit(1);
+    }
+    EVP_PKEY_free(mine);
+    EVP_PKEY_free(ed);
+}
+
+static void floor_free(struct floor_keys *f)
+{
+    EVP_PKEY_CTX_free(f->derive);
+    EVP_PKEY_free(f->peer);
+    EVP_MD_CTX_free(f->sign);
+}
+
+/* CPU seconds of n rounds of the three operations. */
+static double run_floor(unsigned long n, int print)
+{
+    struct floor_keys f;
+    double t[3] = {0, 0, 0};
+    floor_setup(&f);
+    for (unsigned long i = 0; i < n; i++) {
+        double t0 = cpu_now();
+        floor_keygen(&f);
+        double t1 = cpu_now();
+        floor_derive(&f);
+        double t2 = cpu_now();
+        floor_sign(&f);
+        double t3 = cpu_now();
+        t[0] += t1 - t0;
+        t[1] += t2 - t1;
+        t[2] += t3 - t2;
+    }
+    floor_free(&f);
+    double sum = t[0] + t[1] + t[2];
+    if (print)
+        printf("floor %lu: X25519 keygen %.1f us + derive %.1f us + Ed25519 sign %.1f us = %.1f us\n", n,
+               t[0] * 1e6 / (double)n, t[1] * 1e6 / (double)n, t[2] * 1e6 / (double)n, sum * 1e6 / (double)n);
+    return sum;
+}
+
 static int run_handshakes(unsigned long n)
 {
     struct side cli, srv;
@@ -195,6 +299,8 @@ static int run_handshakes(unsigned long n)
     }
     printf("handshakes %lu suite %s: server %.1f us, client %.1f us of CPU each\n", n, veil_suite_name(g_suite),
            g_srv_cpu * 1e6 / (double)n, g_cli_cpu * 1e6 / (double)n);
+    double floor = run_floor(n, 1);
+    printf("server / floor = %.2f\n", g_srv_cpu / floor);
     veil_buf_free(&c2s);
     veil_buf_free(&s2c);
     return 0;
@@ -297,6 +403,7 @@ static void usage(FILE *f)
             "usage: veil-profile handshake N [SUITE]\n"
             "       veil-profile seal|open SUITE MBYTES\n"
             "       veil-profile memory N [SUITE]\n"
+            "       veil-profile floor N\n"
             "\n"
             "Runs a Veil client and server against each other in memory (libproto's\n"
             "public API, no sockets) and prints the CPU time of each side:\n"
@@ -304,6 +411,9 @@ static void usage(FILE *f)
             "  seal       the client seals MBYTES of full 16 KiB records (veil_conn_send)\n"
             "  open       the server opens MBYTES of full 16 KiB records (veil_conn_feed)\n"
             "  memory     heap bytes per server connection after a handshake, one message and its ACK\n"
+            "  floor      N rounds of the server's public-key work done with OpenSSL directly (X25519\n"
+            "             keygen + derive + Ed25519 sign, as openssl speed does); handshake runs it\n"
+            "             too and prints the server's time as a multiple of it\n"
             "SUITE: AES_256_GCM_SHA256 (default), CHACHA20_POLY1305_SHA256,\n"
             "AES_256_CBC_HMAC_SHA256 (or their short aliases), or 'plaintext'.\n"
             "\n"
@@ -313,7 +423,7 @@ static void usage(FILE *f)
             "Each side's work runs in functions named srv_* and cli_*; for example\n"
             "  valgrind --tool=callgrind --toggle-collect='srv_*' veil-profile handshake 20\n"
             "counts the server's instructions only (divide by N, and compare with N=1 to\n"
-            "drop one-time costs).\n");
+            "drop one-time costs); --toggle-collect='floor_*' counts the floor.\n");
 }
 
 static int parse_count(const char *s, unsigned long max, unsigned long *out)
@@ -353,6 +463,8 @@ int main(int argc, char **argv)
     else if (argc >= 3 && argc <= 4 && strcmp(argv[1], "memory") == 0 &&
              parse_count(argv[2], MAX_MEMORY_CONNS, &n) == 0 && (argc == 3 || parse_suite(argv[3]) == 0))
         ret = run_memory(n);
+    else if (argc == 3 && strcmp(argv[1], "floor") == 0 && parse_count(argv[2], MAX_HANDSHAKES, &n) == 0)
+        ret = (run_floor(n, 1), 0);
     else if (argc == 4 && (strcmp(argv[1], "seal") == 0 || strcmp(argv[1], "open") == 0) &&
              parse_suite(argv[2]) == 0 && parse_count(argv[3], MAX_MBYTES, &n) == 0)
         ret = run_bulk(strcmp(argv[1], "open") == 0, n);
