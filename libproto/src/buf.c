@@ -18,7 +18,7 @@ void veil_buf_init(veil_buf *b)
 void veil_buf_free(veil_buf *b)
 {
     if (b->base != NULL) {
-        veil_memzero(b->base, b->cap);
+        veil_wipe(b->base, b->cap);
         free(b->base);
     }
     veil_buf_init(b);
@@ -33,7 +33,7 @@ static int buf_regrow(veil_buf *b, size_t cap)
         return VEIL_ERR_NOMEM;
     if (b->base != NULL) {
         memcpy(p, b->base, b->len);
-        veil_memzero(b->base, b->cap);
+        veil_wipe(b->base, b->cap);
         free(b->base);
     }
     b->base = p;

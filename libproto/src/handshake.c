@@ -1181,7 +1181,7 @@ static int on_record(veil_conn *c, const veil_header *h, const uint8_t *rec, uin
     }
     if (ret != 0) {
         if (secret == opened)
-            veil_memzero(opened, sizeof(opened)); /* whatever a failed open left */
+            veil_wipe(opened, sizeof(opened)); /* whatever a failed open left */
         return ret;
     }
     c->rx.seq++;
@@ -1203,7 +1203,7 @@ static int on_record(veil_conn *c, const veil_header *h, const uint8_t *rec, uin
         break;
     }
     if (secret != NULL)
-        veil_memzero(secret, len);
+        veil_wipe(secret, len);
     return ret;
 }
 
