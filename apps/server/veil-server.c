@@ -50,6 +50,9 @@ static const char *const SYNOPSIS = "veil-server [options] [PORT]";
 #define READS_PER_EVENT 4      /* fairness: bounded work per wakeup */
 #define ACCEPTS_PER_EVENT 64
 #define ACCEPT_PAUSE_MS 100    /* after EMFILE & co. */
+/* Per-connection buffers larger than this are released once empty, so an idle
+ * connection holds no more than a few KiB after a burst (docs/DESIGN.md 6.17). */
+#define BUF_KEEP_CAP 4096
 
 enum tag_kind { TAG_LISTEN, TAG_SIGNAL, TAG_CONN, TAG_CONSOLE };
 struct tag {
@@ -245,6 +248,8 @@ static int conn_flush(struct conn *c)
         conn_destroy(c);
         return -1;
     }
+    if (c->out.len == 0 && c->out.cap > BUF_KEEP_CAP)
+        veil_buf_free(&c->out);
     if (c->closing && c->out.len == 0) {
         if (c->rd_eof) {
             conn_destroy(c);
@@ -474,6 +479,8 @@ static void conn_run_service(struct conn *c)
         c->n_msgs++;
     }
     c->inbox.len = 0;
+    if (c->inbox.cap > BUF_KEEP_CAP)
+        veil_buf_free(&c->inbox);
     if (c->inbox_oom && !c->dead) {
         c->inbox_oom = 0;
         srv_abort(c, VEIL_ALERT_INTERNAL_ERROR, "out of memory; connection dropped");

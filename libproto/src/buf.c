@@ -18,10 +18,27 @@ void veil_buf_init(veil_buf *b)
 void veil_buf_free(veil_buf *b)
 {
     if (b->base != NULL) {
-        veil_memzero(b->base, b->cap);
+        veil_wipe(b->base, b->cap);
         free(b->base);
     }
     veil_buf_init(b);
+}
+
+/* Moves b into a new block of cap bytes (cap >= b->len), wiping the old one. */
+static int buf_regrow(veil_buf *b, size_t cap)
+{
+    /* Not realloc: the old block may hold secrets and must be wiped before release. */
+    uint8_t *p = malloc(cap);
+    if (p == NULL)
+        return VEIL_ERR_NOMEM;
+    if (b->base != NULL) {
+        memcpy(p, b->base, b->len);
+        veil_wipe(b->base, b->cap);
+        free(b->base);
+    }
+    b->base = p;
+    b->cap = cap;
+    return 0;
 }
 
 int veil_buf_reserve(veil_buf *b, size_t n)
@@ -34,18 +51,16 @@ int veil_buf_reserve(veil_buf *b, size_t n)
     size_t cap = b->cap < 256 ? 256 : b->cap;
     while (cap < want)
         cap *= 2;
-    /* Not realloc: the old block may hold secrets and must be wiped before release. */
-    uint8_t *p = malloc(cap);
-    if (p == NULL)
+    return buf_regrow(b, cap);
+}
+
+int veil_buf_reserve_exact(veil_buf *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return 0;
+    if (n > SIZE_MAX / 2 - b->len)
         return VEIL_ERR_NOMEM;
-    if (b->base != NULL) {
-        memcpy(p, b->base, b->len);
-        veil_memzero(b->base, b->cap);
-        free(b->base);
-    }
-    b->base = p;
-    b->cap = cap;
-    return 0;
+    return buf_regrow(b, b->len + n);
 }
 
 void veil_buf_consume(veil_buf *b, size_t n)

@@ -3,6 +3,7 @@
  * here (EVP, EVP_MAC, EVP_KDF, EVP_PKEY only; no deprecated low-level APIs).
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,19 +17,75 @@
 
 #include "veil_internal.h"
 
+/* ---- algorithm handles, fetched once ----
+ * EVP_*_fetch looks the algorithm up in OpenSSL's method store (a locked
+ * name lookup) and the implicit fetch behind EVP_sha256() & co. does the same
+ * on every init; a handshake did dozens of them.  The handles below are
+ * fetched once per process (pthread_once), are immutable afterwards and so
+ * are shared by every connection and thread.  The prototype contexts carry
+ * only the digest choice and are never used directly: each operation works
+ * on a copy (EVP_*_CTX_dup reads the prototype only).  OpenSSL 3.0 cannot
+ * copy an HKDF context (3.1 can), so there each derivation makes a new one
+ * from the cached EVP_KDF.  All live until the process exits
+ * (docs/DESIGN.md 6.17). */
+
+static struct {
+    EVP_MD *sha256;
+    EVP_MAC *hmac;
+    EVP_KDF *hkdf;
+    EVP_CIPHER *aes_256_gcm, *chacha20_poly1305, *aes_256_cbc;
+    EVP_MAC_CTX *hmac_proto; /* HMAC-SHA256 */
+    EVP_KDF_CTX *hkdf_proto; /* HKDF-SHA256; NULL if it cannot be copied */
+    bool ok;
+} alg;
+static pthread_once_t alg_once = PTHREAD_ONCE_INIT;
+
+static void alg_fetch(void)
+{
+    static const uint8_t dummy_key[VEIL_HASH_LEN];
+    OSSL_PARAM digest[2] = {OSSL_PARAM_construct_utf8_string(OSSL_ALG_PARAM_DIGEST, (char *)"SHA256", 0),
+                            OSSL_PARAM_construct_end()};
+    alg.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    alg.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    alg.hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    alg.aes_256_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    alg.chacha20_poly1305 = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+    alg.aes_256_cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+    alg.hmac_proto = alg.hmac != NULL ? EVP_MAC_CTX_new(alg.hmac) : NULL;
+    alg.hkdf_proto = alg.hkdf != NULL ? EVP_KDF_CTX_new(alg.hkdf) : NULL;
+    /* An HMAC context can only be copied once keyed: the prototype gets a
+     * dummy key, and every user re-keys its copy. */
+    alg.ok = alg.sha256 != NULL && alg.hkdf != NULL && alg.aes_256_gcm != NULL &&
+             alg.chacha20_poly1305 != NULL && alg.aes_256_cbc != NULL && alg.hmac_proto != NULL &&
+             EVP_MAC_init(alg.hmac_proto, dummy_key, sizeof(dummy_key), digest) == 1;
+    EVP_KDF_CTX *copy = NULL;
+    if (alg.hkdf_proto == NULL || EVP_KDF_CTX_set_params(alg.hkdf_proto, digest) != 1 ||
+        (copy = EVP_KDF_CTX_dup(alg.hkdf_proto)) == NULL) {
+        EVP_KDF_CTX_free(alg.hkdf_proto);
+        alg.hkdf_proto = NULL;
+    }
+    EVP_KDF_CTX_free(copy);
+}
+
+static bool alg_ready(void) { return pthread_once(&alg_once, alg_fetch) == 0 && alg.ok; }
+
 /* ---- hashing ---- */
 
 struct veil_hash_ctx {
     EVP_MD_CTX *md;
+    EVP_MD_CTX *peek; /* scratch copy for veil_hash_peek, reused */
 };
 
 int veil_hash_new(veil_hash_ctx **out)
 {
+    if (!alg_ready())
+        return VEIL_ERR_CRYPTO;
     veil_hash_ctx *h = calloc(1, sizeof(*h));
     if (h == NULL)
         return VEIL_ERR_NOMEM;
     h->md = EVP_MD_CTX_new();
-    if (h->md == NULL || EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1) {
+    h->peek = EVP_MD_CTX_new();
+    if (h->md == NULL || h->peek == NULL || EVP_DigestInit_ex(h->md, alg.sha256, NULL) != 1) {
         veil_hash_free(h);
         return VEIL_ERR_CRYPTO;
     }
@@ -41,6 +98,7 @@ void veil_hash_free(veil_hash_ctx *h)
     if (h == NULL)
         return;
     EVP_MD_CTX_free(h->md);
+    EVP_MD_CTX_free(h->peek);
     free(h);
 }
 
@@ -49,29 +107,31 @@ int veil_hash_update(veil_hash_ctx *h, const uint8_t *p, size_t n)
     return EVP_DigestUpdate(h->md, p, n) == 1 ? 0 : VEIL_ERR_CRYPTO;
 }
 
-int veil_hash_peek(const veil_hash_ctx *h, uint8_t out[VEIL_HASH_LEN])
+int veil_hash_peek(veil_hash_ctx *h, uint8_t out[VEIL_HASH_LEN])
 {
-    EVP_MD_CTX *copy = EVP_MD_CTX_new();
-    int ok = copy != NULL && EVP_MD_CTX_copy_ex(copy, h->md) == 1 &&
-             EVP_DigestFinal_ex(copy, out, NULL) == 1;
-    EVP_MD_CTX_free(copy);
-    return ok ? 0 : VEIL_ERR_CRYPTO;
+    return EVP_MD_CTX_copy_ex(h->peek, h->md) == 1 && EVP_DigestFinal_ex(h->peek, out, NULL) == 1
+               ? 0
+               : VEIL_ERR_CRYPTO;
 }
 
 int veil_sha256(const uint8_t *p, size_t n, uint8_t out[VEIL_HASH_LEN])
 {
-    return EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL) == 1 ? 0 : VEIL_ERR_CRYPTO;
+    if (!alg_ready())
+        return VEIL_ERR_CRYPTO;
+    return EVP_Digest(p, n, out, NULL, alg.sha256, NULL) == 1 ? 0 : VEIL_ERR_CRYPTO;
 }
 
 int veil_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *p, size_t n,
                      uint8_t out[VEIL_HASH_LEN])
 {
     size_t out_len = 0;
-    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, key_len, p, n, out, VEIL_HASH_LEN,
-                  &out_len) == NULL ||
-        out_len != VEIL_HASH_LEN)
+    if (!alg_ready())
         return VEIL_ERR_CRYPTO;
-    return 0;
+    EVP_MAC_CTX *m = EVP_MAC_CTX_dup(alg.hmac_proto);
+    int ok = m != NULL && EVP_MAC_init(m, key, key_len, NULL) == 1 && EVP_MAC_update(m, p, n) == 1 &&
+             EVP_MAC_final(m, out, &out_len, VEIL_HASH_LEN) == 1 && out_len == VEIL_HASH_LEN;
+    EVP_MAC_CTX_free(m); /* cleanses the keyed state */
+    return ok ? 0 : VEIL_ERR_CRYPTO;
 }
 
 /* ---- HKDF (RFC 5869) ---- */
@@ -79,15 +139,16 @@ int veil_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *p, size_
 static int hkdf(int mode, const uint8_t *salt, size_t salt_len, const uint8_t *key, size_t key_len,
                 const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
 {
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    EVP_KDF_CTX *ctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
     OSSL_PARAM params[6], *p = params;
     int ret = VEIL_ERR_CRYPTO;
-
+    if (!alg_ready())
+        return ret;
+    EVP_KDF_CTX *ctx = alg.hkdf_proto != NULL ? EVP_KDF_CTX_dup(alg.hkdf_proto) : EVP_KDF_CTX_new(alg.hkdf);
     if (ctx == NULL)
-        goto Exit;
+        return ret;
+    if (alg.hkdf_proto == NULL)
+        *p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
     *p++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-    *p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
     *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, key_len);
     if (salt != NULL)
         *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len);
@@ -96,9 +157,7 @@ static int hkdf(int mode, const uint8_t *salt, size_t salt_len, const uint8_t *k
     *p = OSSL_PARAM_construct_end();
     if (EVP_KDF_derive(ctx, out, out_len, params) == 1)
         ret = 0;
-Exit:
-    EVP_KDF_CTX_free(ctx);
-    EVP_KDF_free(kdf);
+    EVP_KDF_CTX_free(ctx); /* cleanses the key it copied */
     return ret;
 }
 
@@ -123,22 +182,33 @@ int veil_hkdf_expand(const uint8_t *prk, const uint8_t *info, size_t info_len, u
 
 /* ---- X25519 (RFC 7748) ---- */
 
-int veil_x25519_public(const uint8_t priv[VEIL_X25519_LEN], uint8_t pub[VEIL_X25519_LEN])
+struct veil_pkey {
+    EVP_PKEY *pkey;
+};
+
+static int pkey_wrap(EVP_PKEY *k, veil_pkey **out);
+
+/* Making an EVP_PKEY from a private key computes its public key (a scalar
+ * multiplication), so the key made for the public value is kept for the
+ * derivation instead of being made twice. */
+int veil_x25519_keypair(const uint8_t priv[VEIL_X25519_LEN], uint8_t pub[VEIL_X25519_LEN], veil_pkey **out)
 {
     EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, VEIL_X25519_LEN);
     size_t len = VEIL_X25519_LEN;
-    int ok = k != NULL && EVP_PKEY_get_raw_public_key(k, pub, &len) == 1 && len == VEIL_X25519_LEN;
-    EVP_PKEY_free(k);
-    return ok ? 0 : VEIL_ERR_CRYPTO;
+    if (k == NULL || EVP_PKEY_get_raw_public_key(k, pub, &len) != 1 || len != VEIL_X25519_LEN) {
+        EVP_PKEY_free(k);
+        return VEIL_ERR_CRYPTO;
+    }
+    int ret = pkey_wrap(k, out);
+    return ret == VEIL_ERR_KEY_FORMAT ? VEIL_ERR_CRYPTO : ret;
 }
 
 /* Fails (illegal_parameter) for a peer key that yields the all-zero secret. */
-int veil_x25519_derive(const uint8_t priv[VEIL_X25519_LEN], const uint8_t peer[VEIL_X25519_LEN],
-                       uint8_t shared[VEIL_X25519_LEN])
+int veil_x25519_derive_key(const veil_pkey *key, const uint8_t peer[VEIL_X25519_LEN],
+                           uint8_t shared[VEIL_X25519_LEN])
 {
-    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, VEIL_X25519_LEN);
     EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer, VEIL_X25519_LEN);
-    EVP_PKEY_CTX *ctx = k != NULL ? EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL) : NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
     size_t len = VEIL_X25519_LEN;
     int ret = VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
     if (ctx != NULL && pk != NULL && EVP_PKEY_derive_init(ctx) == 1 &&
@@ -147,17 +217,32 @@ int veil_x25519_derive(const uint8_t priv[VEIL_X25519_LEN], const uint8_t peer[V
         ret = 0;
     EVP_PKEY_CTX_free(ctx);
     EVP_PKEY_free(pk);
-    EVP_PKEY_free(k);
+    return ret;
+}
+
+int veil_x25519_public(const uint8_t priv[VEIL_X25519_LEN], uint8_t pub[VEIL_X25519_LEN])
+{
+    veil_pkey *k = NULL;
+    int ret = veil_x25519_keypair(priv, pub, &k);
+    veil_pkey_free(k);
+    return ret;
+}
+
+int veil_x25519_derive(const uint8_t priv[VEIL_X25519_LEN], const uint8_t peer[VEIL_X25519_LEN],
+                       uint8_t shared[VEIL_X25519_LEN])
+{
+    uint8_t pub[VEIL_X25519_LEN];
+    veil_pkey *k = NULL;
+    int ret = veil_x25519_keypair(priv, pub, &k);
+    if (ret == 0)
+        ret = veil_x25519_derive_key(k, peer, shared);
+    veil_pkey_free(k);
     return ret;
 }
 
 /* ---- identity keys ---- */
 
 static int pss_setup(EVP_PKEY_CTX *pctx);
-
-struct veil_pkey {
-    EVP_PKEY *pkey;
-};
 
 static int pkey_wrap(EVP_PKEY *k, veil_pkey **out)
 {
@@ -345,11 +430,11 @@ static const EVP_CIPHER *suite_cipher(uint16_t suite)
 {
     switch (suite) {
     case VEIL_SUITE_AES_256_GCM_SHA256:
-        return EVP_aes_256_gcm();
+        return alg.aes_256_gcm;
     case VEIL_SUITE_CHACHA20_POLY1305_SHA256:
-        return EVP_chacha20_poly1305();
+        return alg.chacha20_poly1305;
     case VEIL_SUITE_AES_256_CBC_HMAC_SHA256:
-        return EVP_aes_256_cbc();
+        return alg.aes_256_cbc;
     default:
         return NULL;
     }
@@ -359,6 +444,8 @@ int veil_cipher_new(uint16_t suite, int encrypt, veil_cipher **out)
 {
     if (!veil_suite_supported(suite))
         return VEIL_ERR_UNSUPPORTED;
+    if (!alg_ready())
+        return VEIL_ERR_CRYPTO;
     veil_cipher *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return VEIL_ERR_NOMEM;
@@ -367,13 +454,8 @@ int veil_cipher_new(uint16_t suite, int encrypt, veil_cipher **out)
     c->ctx = EVP_CIPHER_CTX_new();
     if (c->ctx == NULL)
         goto Fail;
-    if (veil_suite_is_cbc(suite)) {
-        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        c->mac = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
-        EVP_MAC_free(mac);
-        if (c->mac == NULL)
-            goto Fail;
-    }
+    if (veil_suite_is_cbc(suite) && (c->mac = EVP_MAC_CTX_dup(alg.hmac_proto)) == NULL)
+        goto Fail;
     *out = c;
     return 0;
 Fail:
@@ -387,25 +469,18 @@ int veil_cipher_set_secret(veil_cipher *c, const uint8_t secret[VEIL_SECRET_LEN]
     int ret;
     if ((ret = veil_expand_label(secret, "key", NULL, 0, key, sizeof(key))) != 0)
         goto Exit;
-    ret = VEIL_ERR_CRYPTO;
     if (veil_suite_is_cbc(c->suite)) {
         if ((ret = veil_expand_label(secret, "mac", NULL, 0, mac_key, sizeof(mac_key))) != 0)
             goto Exit;
         ret = VEIL_ERR_CRYPTO;
-        OSSL_PARAM params[2] = {
-            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-            OSSL_PARAM_construct_end()};
-        if (EVP_MAC_init(c->mac, mac_key, sizeof(mac_key), params) != 1)
+        if (EVP_MAC_init(c->mac, mac_key, sizeof(mac_key), NULL) != 1)
             goto Exit;
-        if (EVP_CipherInit_ex(c->ctx, EVP_aes_256_cbc(), NULL, key, NULL, c->encrypt) != 1)
-            goto Exit;
-    } else {
-        if ((ret = veil_expand_label(secret, "iv", NULL, 0, c->iv, sizeof(c->iv))) != 0)
-            goto Exit;
-        ret = VEIL_ERR_CRYPTO;
-        if (EVP_CipherInit_ex(c->ctx, suite_cipher(c->suite), NULL, key, NULL, c->encrypt) != 1)
-            goto Exit;
+    } else if ((ret = veil_expand_label(secret, "iv", NULL, 0, c->iv, sizeof(c->iv))) != 0) {
+        goto Exit;
     }
+    ret = VEIL_ERR_CRYPTO;
+    if (EVP_CipherInit_ex(c->ctx, suite_cipher(c->suite), NULL, key, NULL, c->encrypt) != 1)
+        goto Exit;
     ret = 0;
 Exit:
     veil_memzero(key, sizeof(key));
@@ -449,29 +524,68 @@ static int mac_record(veil_cipher *c, const uint8_t hdr[VEIL_HEADER_LEN], const 
     return 0;
 }
 
-int veil_cipher_seal(veil_cipher *c, const uint8_t hdr[VEIL_HEADER_LEN], uint64_t seq,
-                     const uint8_t *content, size_t content_len, const uint8_t *rnd, uint8_t *body)
+/* Encrypts pre || content into out; *n is the ciphertext length written.
+ * A short prefix goes in one 128-byte piece together with the start of the
+ * content, so the bulk of the content starts on a 128-byte boundary of the
+ * stream.  OpenSSL 3.0's ChaCha20-Poly1305 seals a 16 KiB record 30% slower
+ * (5.1 instead of 3.8 us) when an earlier piece is not a multiple of 128
+ * bytes; AES-GCM and CBC do not care. */
+static int encrypt_two(veil_cipher *c, const uint8_t *pre, size_t pre_len, const uint8_t *content,
+                       size_t content_len, uint8_t *out, size_t *n)
 {
-    int n1 = 0, n2 = 0;
-    if (content_len > VEIL_MAX_CONTENT)
+    uint8_t first[128];
+    int n1 = 0, n2 = 0, ok = 1;
+    *n = 0;
+    if (pre_len != 0) {
+        const uint8_t *p = pre;
+        size_t len = pre_len;
+        if (pre_len < sizeof(first)) {
+            size_t head = sizeof(first) - pre_len < content_len ? sizeof(first) - pre_len : content_len;
+            memcpy(first, pre, pre_len);
+            memcpy(first + pre_len, content, head);
+            p = first;
+            len = pre_len + head;
+            content += head;
+            content_len -= head;
+        }
+        ok = EVP_CipherUpdate(c->ctx, out, &n1, p, (int)len) == 1;
+        if (p == first)
+            veil_memzero(first, len);
+        *n = (size_t)n1;
+    }
+    if (!ok || EVP_CipherUpdate(c->ctx, out + *n, &n2, content, (int)content_len) != 1)
+        return VEIL_ERR_CRYPTO;
+    *n += (size_t)n2;
+    if (EVP_CipherFinal_ex(c->ctx, out + *n, &n2) != 1)
+        return VEIL_ERR_CRYPTO;
+    *n += (size_t)n2;
+    return 0;
+}
+
+int veil_cipher_seal(veil_cipher *c, const uint8_t hdr[VEIL_HEADER_LEN], uint64_t seq, const uint8_t *pre,
+                     size_t pre_len, const uint8_t *content, size_t content_len, const uint8_t *rnd,
+                     uint8_t *body)
+{
+    size_t ct_len = 0;
+    int n1 = 0, ret;
+    if (pre_len > VEIL_MAX_CONTENT || content_len > VEIL_MAX_CONTENT - pre_len)
         return VEIL_ERR_TOO_LARGE;
     if (veil_suite_is_cbc(c->suite)) {
         memcpy(body, rnd, CBC_IV_LEN);
-        uint8_t *ct = body + CBC_IV_LEN;
-        if (EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, body, 1) != 1 ||
-            EVP_CipherUpdate(c->ctx, ct, &n1, content, (int)content_len) != 1 ||
-            EVP_CipherFinal_ex(c->ctx, ct + n1, &n2) != 1)
+        if (EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, body, 1) != 1)
             return VEIL_ERR_CRYPTO;
-        size_t ct_len = (size_t)n1 + (size_t)n2;
+        if ((ret = encrypt_two(c, pre, pre_len, content, content_len, body + CBC_IV_LEN, &ct_len)) != 0)
+            return ret;
         return mac_record(c, hdr, body, CBC_IV_LEN + ct_len, body + CBC_IV_LEN + ct_len);
     }
     uint8_t nonce[AEAD_IV_LEN];
     aead_nonce(c, seq, nonce);
     if (EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, nonce, 1) != 1 ||
-        EVP_CipherUpdate(c->ctx, NULL, &n1, hdr, VEIL_HEADER_LEN) != 1 ||
-        EVP_CipherUpdate(c->ctx, body, &n1, content, (int)content_len) != 1 ||
-        EVP_CipherFinal_ex(c->ctx, body + n1, &n2) != 1 ||
-        EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG_LEN, body + content_len) != 1)
+        EVP_CipherUpdate(c->ctx, NULL, &n1, hdr, VEIL_HEADER_LEN) != 1)
+        return VEIL_ERR_CRYPTO;
+    if ((ret = encrypt_two(c, pre, pre_len, content, content_len, body, &ct_len)) != 0)
+        return ret;
+    if (EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG_LEN, body + pre_len + content_len) != 1)
         return VEIL_ERR_CRYPTO;
     return 0;
 }
@@ -504,11 +618,11 @@ int veil_cipher_open(veil_cipher *c, const uint8_t hdr[VEIL_HEADER_LEN], uint64_
     if (body_len < AEAD_TAG_LEN)
         return bad;
     size_t ct_len = body_len - AEAD_TAG_LEN;
-    uint8_t nonce[AEAD_IV_LEN];
+    uint8_t nonce[AEAD_IV_LEN], tag[AEAD_TAG_LEN];
     aead_nonce(c, seq, nonce);
+    memcpy(tag, body + ct_len, AEAD_TAG_LEN); /* in place, content may overwrite the body */
     if (EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, nonce, 0) != 1 ||
-        EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG_LEN,
-                            (void *)(body + ct_len)) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG_LEN, tag) != 1 ||
         EVP_CipherUpdate(c->ctx, NULL, &n1, hdr, VEIL_HEADER_LEN) != 1 ||
         EVP_CipherUpdate(c->ctx, content, &n1, body, (int)ct_len) != 1)
         return VEIL_ERR_CRYPTO;

@@ -61,7 +61,7 @@ struct veil_conn {
     veil_schedule ks;
     uint8_t th1[VEIL_HASH_LEN];
     uint8_t client_random[VEIL_RANDOM_LEN];
-    uint8_t eph_priv[VEIL_X25519_LEN];
+    veil_pkey *eph_key; /* client: its X25519 key until the ServerHello */
     uint8_t ff_priv[VEIL_FFDHE_PRIV_LEN];
     uint8_t ff_pub[VEIL_FFDHE_LEN];
     bool awaiting_sf;    /* client, RSA transport: data may flow, server Finished pending */
@@ -92,9 +92,12 @@ struct veil_conn {
     bool sent_close, recv_close;
 
     veil_buf in;      /* an incomplete record carried over between feeds */
-    veil_buf msg;     /* scratch for building messages */
-    uint8_t content[VEIL_MAX_BODY]; /* opened record content */
+    veil_buf msg;     /* scratch for building handshake messages; freed after the handshake */
 };
+
+/* A carried-over record buffer larger than this is released once empty, so an
+ * idle connection does not keep a 16 KiB record's worth of memory. */
+#define IN_KEEP_CAP 1024
 
 static bool group_supported(uint16_t g)
 {
@@ -267,10 +270,15 @@ static void wipe_handshake(veil_conn *c)
     wipe_password(c);
     veil_memzero(c->client_key, sizeof(c->client_key));
     veil_memzero(c->psk, sizeof(c->psk)); /* the verifier (uv) is wiped once ClientAuth is checked */
-    veil_memzero(c->eph_priv, sizeof(c->eph_priv));
+    veil_pkey_free(c->eph_key);
+    c->eph_key = NULL;
     veil_memzero(c->ff_priv, sizeof(c->ff_priv));
     veil_pkey_free(c->peer_key);
     c->peer_key = NULL;
+    /* Nothing reads the transcript or builds a handshake message any more. */
+    veil_hash_free(c->transcript);
+    c->transcript = NULL;
+    veil_buf_free(&c->msg);
 }
 
 void veil_conn_free(veil_conn *c)
@@ -410,7 +418,7 @@ static int random_bytes(veil_conn *c, uint8_t *p, size_t n)
 int veil_conn_start(veil_conn *c, veil_buf *out)
 {
     veil_client_hello ch;
-    uint8_t x_pub[VEIL_X25519_LEN];
+    uint8_t x_priv[VEIL_X25519_LEN], x_pub[VEIL_X25519_LEN];
     veil_buf ext;
     int ret;
 
@@ -425,8 +433,12 @@ int veil_conn_start(veil_conn *c, veil_buf *out)
     for (unsigned i = 0; i < c->n_groups; i++) {
         ch.groups[i] = c->groups[i];
         if (c->groups[i] == VEIL_GROUP_X25519) {
-            if ((ret = random_bytes(c, c->eph_priv, VEIL_X25519_LEN)) != 0 ||
-                (ret = veil_x25519_public(c->eph_priv, x_pub)) != 0)
+            veil_pkey_free(c->eph_key);
+            c->eph_key = NULL;
+            if ((ret = random_bytes(c, x_priv, VEIL_X25519_LEN)) == 0)
+                ret = veil_x25519_keypair(x_priv, x_pub, &c->eph_key);
+            veil_memzero(x_priv, sizeof(x_priv));
+            if (ret != 0)
                 return ret;
             ch.shares[i] = x_pub;
             ch.share_lens[i] = VEIL_X25519_LEN;
@@ -558,7 +570,9 @@ static int server_on_client_hello(veil_conn *c, const uint8_t *msg, size_t msg_l
 {
     veil_client_hello ch;
     veil_server_hello sh;
-    uint8_t server_random[VEIL_RANDOM_LEN], x_pub[VEIL_X25519_LEN], shared[VEIL_FFDHE_LEN];
+    uint8_t server_random[VEIL_RANDOM_LEN], x_priv[VEIL_X25519_LEN], x_pub[VEIL_X25519_LEN];
+    uint8_t shared[VEIL_FFDHE_LEN];
+    veil_pkey *x_key = NULL;
     uint8_t th2[VEIL_HASH_LEN];
     veil_buf ext;
     const uint8_t *peer_share = NULL;
@@ -620,9 +634,11 @@ static int server_on_client_hello(veil_conn *c, const uint8_t *msg, size_t msg_l
 
     memset(&sh, 0, sizeof(sh));
     if (c->group == VEIL_GROUP_X25519) {
-        if ((ret = random_bytes(c, c->eph_priv, sizeof(c->eph_priv))) != 0 ||
-            (ret = veil_x25519_public(c->eph_priv, x_pub)) != 0 ||
-            (ret = veil_x25519_derive(c->eph_priv, peer_share, shared)) != 0)
+        ret = random_bytes(c, x_priv, sizeof(x_priv));
+        if (ret == 0)
+            ret = veil_x25519_keypair(x_priv, x_pub, &x_key);
+        veil_memzero(x_priv, sizeof(x_priv));
+        if (ret != 0 || (ret = veil_x25519_derive_key(x_key, peer_share, shared)) != 0)
             goto Exit;
         shared_len = VEIL_X25519_LEN;
         sh.key_share = x_pub;
@@ -674,6 +690,7 @@ static int server_on_client_hello(veil_conn *c, const uint8_t *msg, size_t msg_l
     keylog(c);
     c->state = ST_WAIT_CF;
 Exit:
+    veil_pkey_free(x_key);
     veil_memzero(shared, sizeof(shared));
     veil_buf_free(&ext);
     return ret;
@@ -888,7 +905,7 @@ static int client_on_server_hello(veil_conn *c, const uint8_t *msg, size_t msg_l
     if ((ret = veil_hash_update(c->transcript, msg, msg_len)) != 0 || (ret = veil_hash_peek(c->transcript, c->th1)) != 0)
         return ret;
     if (c->group == VEIL_GROUP_X25519) {
-        ret = veil_x25519_derive(c->eph_priv, sh.key_share, shared);
+        ret = c->eph_key != NULL ? veil_x25519_derive_key(c->eph_key, sh.key_share, shared) : VEIL_ERR_STATE;
         shared_len = VEIL_X25519_LEN;
     } else if (c->group == VEIL_GROUP_FFDHE2048) {
         ret = veil_ffdhe_derive(c->ff_priv, c->ff_pub, sh.key_share, shared);
@@ -897,7 +914,8 @@ static int client_on_server_hello(veil_conn *c, const uint8_t *msg, size_t msg_l
     if (ret == 0 && shared_len != 0)
         ret = veil_schedule_handshake(&c->ks, shared, shared_len, psk_of(c), c->th1);
     veil_memzero(shared, sizeof(shared));
-    veil_memzero(c->eph_priv, sizeof(c->eph_priv));
+    veil_pkey_free(c->eph_key);
+    c->eph_key = NULL;
     veil_memzero(c->ff_priv, sizeof(c->ff_priv));
     if (ret == 0)
         c->state = ST_WAIT_SV;
@@ -1138,28 +1156,55 @@ static int on_key_update(veil_conn *c, const uint8_t *content, size_t len)
     return emit(c, &ev);
 }
 
-/* One complete record (header already decoded). */
-static int on_record(veil_conn *c, const veil_header *h, const uint8_t *p, veil_buf *out)
+/* One complete record (header already decoded).  rec is the record in the
+ * caller's input (read only) or, when mut is set, in c->in, where it is
+ * decrypted in place.  Decrypted content is wiped once handled. */
+static int on_record(veil_conn *c, const veil_header *h, const uint8_t *rec, uint8_t *mut, veil_buf *out)
 {
-    size_t len;
+    uint8_t opened[VEIL_MAX_BODY]; /* records from the caller's buffer decrypt here */
+    uint8_t *secret = NULL;
+    const uint8_t *content;
+    size_t len = 0;
     int ret;
     if (h->seq != c->rx.seq)
         return VEIL_PERR(VEIL_ALERT_BAD_SEQUENCE);
-    if ((ret = veil_record_open(&c->rx, h, p, c->content, &len)) != 0)
+    if (mut != NULL) {
+        uint8_t *p = NULL;
+        ret = veil_record_open_inplace(&c->rx, h, mut, &p, &len);
+        content = secret = p;
+    } else if ((h->flags & VEIL_FLAG_ENCRYPTED) == 0 && c->rx.cipher == NULL) {
+        ret = veil_record_check_crc(h, rec, &len); /* plaintext: the content is the body */
+        content = rec + VEIL_HEADER_LEN;
+    } else {
+        ret = veil_record_open(&c->rx, h, rec, opened, &len);
+        content = secret = opened;
+    }
+    if (ret != 0) {
+        if (secret == opened)
+            veil_wipe(opened, sizeof(opened)); /* whatever a failed open left */
         return ret;
+    }
     c->rx.seq++;
     switch (h->type) {
     case VEIL_REC_HANDSHAKE:
-        return on_handshake(c, c->content, len, out);
+        ret = on_handshake(c, content, len, out);
+        break;
     case VEIL_REC_ALERT:
-        return on_alert(c, c->content, len);
+        ret = on_alert(c, content, len);
+        break;
     case VEIL_REC_APPDATA:
-        return on_appdata(c, c->content, len);
+        ret = on_appdata(c, content, len);
+        break;
     case VEIL_REC_KEY_UPDATE:
-        return on_key_update(c, c->content, len);
+        ret = on_key_update(c, content, len);
+        break;
     default:
-        return VEIL_PERR(VEIL_ALERT_DECODE_ERROR);
+        ret = VEIL_PERR(VEIL_ALERT_DECODE_ERROR);
+        break;
     }
+    if (secret != NULL)
+        veil_wipe(secret, len);
+    return ret;
 }
 
 /* Fatal error: replace any partial output of the failing step by the alert
@@ -1202,7 +1247,9 @@ int veil_conn_feed(veil_conn *c, const uint8_t *in, size_t len, uint64_t now_ms,
             if ((ret = veil_header_decode(in, len, &h)) != 0)
                 return fail(c, ret, out, mark, tx_seq);
             if (len < VEIL_HEADER_LEN + (size_t)h.length) {
-                if ((ret = veil_buf_append(&c->in, in, len)) != 0)
+                /* Carried over: room for the whole record at once, no regrowth. */
+                if ((ret = veil_buf_reserve_exact(&c->in, VEIL_HEADER_LEN + (size_t)h.length)) != 0 ||
+                    (ret = veil_buf_append(&c->in, in, len)) != 0)
                     return ret;
                 return 0;
             }
@@ -1216,6 +1263,8 @@ int veil_conn_feed(veil_conn *c, const uint8_t *in, size_t len, uint64_t now_ms,
                 if ((ret = veil_header_decode(c->in.base, c->in.len, &h)) != 0)
                     return fail(c, ret, out, mark, tx_seq);
                 want += h.length;
+                if ((ret = veil_buf_reserve_exact(&c->in, want - c->in.len)) != 0)
+                    return ret;
             }
             size_t take = want - c->in.len < len ? want - c->in.len : len;
             if ((ret = veil_buf_append(&c->in, in, take)) != 0)
@@ -1233,9 +1282,13 @@ int veil_conn_feed(veil_conn *c, const uint8_t *in, size_t len, uint64_t now_ms,
             }
             rec = c->in.base;
         }
-        ret = on_record(c, &h, rec, out);
-        if (rec == c->in.base)
+        bool carried = rec == c->in.base;
+        ret = on_record(c, &h, rec, carried ? c->in.base : NULL, out);
+        if (carried) {
             c->in.len = 0;
+            if (c->in.cap > IN_KEEP_CAP)
+                veil_buf_free(&c->in);
+        }
         if (ret != 0)
             return fail(c, ret, out, mark, tx_seq);
         if (c->state == ST_FAILED)
@@ -1270,13 +1323,9 @@ int veil_conn_send(veil_conn *c, uint8_t kind, uint64_t timestamp_ms, const uint
         return ret;
     hdr[0] = kind;
     veil_put_u64(hdr + 1, timestamp_ms);
-    c->msg.len = 0;
-    if ((ret = veil_buf_append(&c->msg, hdr, sizeof(hdr))) != 0 ||
-        (ret = veil_buf_append(&c->msg, data, len)) != 0)
-        return ret;
-    ret = write_record(c, VEIL_REC_APPDATA, c->msg.base, c->msg.len, out);
-    c->msg.len = 0;
-    return ret;
+    /* Message header and data sealed as two pieces: no copy of the data. */
+    return veil_record_write2(&c->tx, VEIL_REC_APPDATA, hdr, sizeof(hdr), data, len, c->cb.random, c->cb.user,
+                              out);
 }
 
 int veil_conn_close(veil_conn *c, veil_buf *out)

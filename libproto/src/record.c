@@ -47,19 +47,20 @@ void veil_dir_clear(veil_dir *d)
     veil_memzero(d, sizeof(*d));
 }
 
-int veil_record_write(veil_dir *d, uint8_t type, const uint8_t *content, size_t len,
-                      int (*rng)(void *, uint8_t *, size_t), void *rng_user, veil_buf *out)
+int veil_record_write2(veil_dir *d, uint8_t type, const uint8_t *pre, size_t pre_len, const uint8_t *content,
+                       size_t len, int (*rng)(void *, uint8_t *, size_t), void *rng_user, veil_buf *out)
 {
     veil_header h = {.version = VEIL_VERSION_1, .type = type, .seq = d->seq};
     size_t body_len;
     uint8_t iv[16];
     int ret;
 
-    if (len > VEIL_MAX_CONTENT)
+    if (pre_len > VEIL_MAX_CONTENT || len > VEIL_MAX_CONTENT - pre_len)
         return VEIL_ERR_TOO_LARGE;
     if (d->seq == UINT64_MAX)
         return VEIL_ERR_STATE; /* sequence space exhausted: never wraps */
-    body_len = len + (d->cipher != NULL ? veil_cipher_overhead(d->cipher, len) : CRC_LEN);
+    size_t total = pre_len + len;
+    body_len = total + (d->cipher != NULL ? veil_cipher_overhead(d->cipher, total) : CRC_LEN);
     if ((ret = veil_buf_reserve(out, VEIL_HEADER_LEN + body_len)) != 0)
         return ret;
     uint8_t *hdr = out->base + out->len, *body = hdr + VEIL_HEADER_LEN;
@@ -70,20 +71,28 @@ int veil_record_write(veil_dir *d, uint8_t type, const uint8_t *content, size_t 
         veil_header_encode(&h, hdr);
         if (veil_suite_is_cbc(d->suite) && rng(rng_user, iv, sizeof(iv)) != 0)
             return VEIL_ERR_RNG;
-        if ((ret = veil_cipher_seal(d->cipher, hdr, d->seq, content, len, iv, body)) != 0)
+        if ((ret = veil_cipher_seal(d->cipher, hdr, d->seq, pre, pre_len, content, len, iv, body)) != 0)
             return ret;
         d->records_on_key++;
-        d->bytes_on_key += len;
+        d->bytes_on_key += total;
     } else {
         veil_header_encode(&h, hdr);
         if (len != 0)
-            memmove(body, content, len);
-        uint32_t crc = veil_crc32c(veil_crc32c(0, hdr, VEIL_HEADER_LEN), body, len);
-        veil_put_u32(body + len, crc);
+            memmove(body + pre_len, content, len);
+        if (pre_len != 0)
+            memcpy(body, pre, pre_len);
+        uint32_t crc = veil_crc32c(veil_crc32c(0, hdr, VEIL_HEADER_LEN), body, total);
+        veil_put_u32(body + total, crc);
     }
     out->len += VEIL_HEADER_LEN + body_len;
     d->seq++;
     return 0;
+}
+
+int veil_record_write(veil_dir *d, uint8_t type, const uint8_t *content, size_t len,
+                      int (*rng)(void *, uint8_t *, size_t), void *rng_user, veil_buf *out)
+{
+    return veil_record_write2(d, type, NULL, 0, content, len, rng, rng_user, out);
 }
 
 int veil_record_check_crc(const veil_header *hdr, const uint8_t *p, size_t *content_len)
@@ -101,23 +110,13 @@ int veil_record_check_crc(const veil_header *hdr, const uint8_t *p, size_t *cont
     return 0;
 }
 
-int veil_record_open(veil_dir *d, const veil_header *hdr, const uint8_t *p, uint8_t *content,
-                     size_t *content_len)
+/* Decrypts the body of p into content (which may be the body itself). */
+static int record_decrypt(veil_dir *d, const veil_header *hdr, const uint8_t *p, uint8_t *content,
+                          size_t *content_len)
 {
-    const uint8_t *body = p + VEIL_HEADER_LEN;
-    bool encrypted = (hdr->flags & VEIL_FLAG_ENCRYPTED) != 0;
-
-    if (encrypted != (d->cipher != NULL))
-        return VEIL_PERR(VEIL_ALERT_UNEXPECTED_MESSAGE);
-    if (!encrypted) {
-        int ret = veil_record_check_crc(hdr, p, content_len);
-        if (ret == 0)
-            memcpy(content, body, *content_len);
-        return ret;
-    }
     if (hdr->epoch != d->epoch)
         return VEIL_PERR(VEIL_ALERT_UNEXPECTED_MESSAGE);
-    int ret = veil_cipher_open(d->cipher, p, hdr->seq, body, hdr->length, content, content_len);
+    int ret = veil_cipher_open(d->cipher, p, hdr->seq, p + VEIL_HEADER_LEN, hdr->length, content, content_len);
     if (ret != 0)
         return ret;
     if (*content_len > VEIL_MAX_CONTENT)
@@ -125,4 +124,42 @@ int veil_record_open(veil_dir *d, const veil_header *hdr, const uint8_t *p, uint
     d->records_on_key++;
     d->bytes_on_key += *content_len;
     return 0;
+}
+
+int veil_record_open(veil_dir *d, const veil_header *hdr, const uint8_t *p, uint8_t *content,
+                     size_t *content_len)
+{
+    bool encrypted = (hdr->flags & VEIL_FLAG_ENCRYPTED) != 0;
+
+    if (encrypted != (d->cipher != NULL))
+        return VEIL_PERR(VEIL_ALERT_UNEXPECTED_MESSAGE);
+    if (!encrypted) {
+        int ret = veil_record_check_crc(hdr, p, content_len);
+        if (ret == 0)
+            memcpy(content, p + VEIL_HEADER_LEN, *content_len);
+        return ret;
+    }
+    return record_decrypt(d, hdr, p, content, content_len);
+}
+
+int veil_record_open_inplace(veil_dir *d, const veil_header *hdr, uint8_t *p, uint8_t **content,
+                             size_t *content_len)
+{
+    bool encrypted = (hdr->flags & VEIL_FLAG_ENCRYPTED) != 0;
+    uint8_t *body = p + VEIL_HEADER_LEN;
+
+    if (encrypted != (d->cipher != NULL))
+        return VEIL_PERR(VEIL_ALERT_UNEXPECTED_MESSAGE);
+    if (!encrypted) {
+        int ret = veil_record_check_crc(hdr, p, content_len);
+        if (ret == 0)
+            *content = body;
+        return ret;
+    }
+    /* CBC: the plaintext replaces the ciphertext, after the explicit IV. */
+    uint8_t *out = body + (veil_suite_is_cbc(d->suite) ? 16 : 0);
+    int ret = record_decrypt(d, hdr, p, out, content_len);
+    if (ret == 0)
+        *content = out;
+    return ret;
 }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "veil/veil.h"
 
@@ -71,6 +72,28 @@ static inline uint32_t veil_get_u32(const uint8_t *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
+
+/*
+ * Wipes n bytes of secret data that may be large (record plaintext, buffers):
+ * memset behind a compiler barrier, so the stores cannot be elided, at memset
+ * speed; OPENSSL_cleanse (veil_memzero) stores 8 bytes per iteration, which
+ * cost 15-20% of opening a 16 KiB AEAD record.  Keys keep using veil_memzero.
+ */
+static inline void veil_wipe(void *p, size_t n)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    if (p != NULL && n != 0) {
+        memset(p, 0, n);
+        __asm__ __volatile__("" : : "r"(p) : "memory");
+    }
+#else
+    veil_memzero(p, n);
+#endif
+}
+
+/* Like veil_buf_reserve, but grows to exactly len + n bytes (no doubling):
+ * for a buffer whose final size is known, such as one carried-over record. */
+int veil_buf_reserve_exact(veil_buf *b, size_t n);
 
 /* Appending writers; return 0 or VEIL_ERR_NOMEM. */
 int veil_buf_append(veil_buf *b, const void *p, size_t n);
@@ -167,8 +190,9 @@ typedef struct veil_hash_ctx veil_hash_ctx;
 int veil_hash_new(veil_hash_ctx **out);
 void veil_hash_free(veil_hash_ctx *h);
 int veil_hash_update(veil_hash_ctx *h, const uint8_t *p, size_t n);
-/* Hash of everything so far, without ending the running hash. */
-int veil_hash_peek(const veil_hash_ctx *h, uint8_t out[VEIL_HASH_LEN]);
+/* Hash of everything so far, without ending the running hash (uses a scratch
+ * context inside h, hence not const). */
+int veil_hash_peek(veil_hash_ctx *h, uint8_t out[VEIL_HASH_LEN]);
 int veil_sha256(const uint8_t *p, size_t n, uint8_t out[VEIL_HASH_LEN]);
 int veil_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *p, size_t n,
                      uint8_t out[VEIL_HASH_LEN]);
@@ -180,7 +204,13 @@ int veil_hkdf_expand(const uint8_t *prk, const uint8_t *info, size_t info_len, u
 int veil_pbkdf2_sha256(const uint8_t *pw, size_t pw_len, const uint8_t *salt, size_t salt_len, uint32_t iterations,
                        uint8_t *out, size_t out_len);
 
-/* X25519 */
+/* X25519.  veil_x25519_keypair computes the public value and keeps the key
+ * for veil_x25519_derive_key (one scalar multiplication each); the two
+ * stateless forms below redo the public value and are for tests and vectors. */
+typedef struct veil_pkey veil_pkey;
+int veil_x25519_keypair(const uint8_t priv[VEIL_X25519_LEN], uint8_t pub[VEIL_X25519_LEN], veil_pkey **out);
+int veil_x25519_derive_key(const veil_pkey *key, const uint8_t peer[VEIL_X25519_LEN],
+                           uint8_t shared[VEIL_X25519_LEN]);
 int veil_x25519_public(const uint8_t priv[VEIL_X25519_LEN], uint8_t pub[VEIL_X25519_LEN]);
 int veil_x25519_derive(const uint8_t priv[VEIL_X25519_LEN], const uint8_t peer[VEIL_X25519_LEN],
                        uint8_t shared[VEIL_X25519_LEN]);
@@ -193,7 +223,6 @@ int veil_ffdhe_derive(const uint8_t priv[VEIL_FFDHE_PRIV_LEN], const uint8_t pub
                       const uint8_t peer[VEIL_FFDHE_LEN], uint8_t shared[VEIL_FFDHE_LEN]);
 
 /* Identity keys: an opaque handle to an OpenSSL EVP_PKEY. */
-typedef struct veil_pkey veil_pkey;
 int veil_pkey_ed25519_from_seed(const uint8_t seed[32], veil_pkey **out);
 int veil_pkey_from_pem(const char *pem, size_t len, veil_pkey **out);
 int veil_pkey_to_pem(const veil_pkey *k, veil_buf *out);
@@ -227,13 +256,17 @@ void veil_cipher_free(veil_cipher *c);
 /* Body expansion for a content length (tag, or IV + padding + MAC). */
 size_t veil_cipher_overhead(const veil_cipher *c, size_t content_len);
 /*
- * Seals content into body (body has room for content_len + overhead).  hdr is
- * the 16-byte header already holding the final length field; rnd supplies the
+ * Seals the content pre || content (two pieces, so a message header need not
+ * be copied in front of its data; pre may be NULL when pre_len is 0) into
+ * body, which has room for pre_len + content_len + overhead.  hdr is the
+ * 16-byte header already holding the final length field; rnd supplies the
  * CBC IV (16 bytes) and is ignored by AEAD suites.
  */
-int veil_cipher_seal(veil_cipher *c, const uint8_t hdr[VEIL_HEADER_LEN], uint64_t seq,
-                     const uint8_t *content, size_t content_len, const uint8_t *rnd, uint8_t *body);
-/* Opens body into content (room for body_len bytes); VEIL_PERR(BAD_RECORD_MAC) on any failure. */
+int veil_cipher_seal(veil_cipher *c, const uint8_t hdr[VEIL_HEADER_LEN], uint64_t seq, const uint8_t *pre,
+                     size_t pre_len, const uint8_t *content, size_t content_len, const uint8_t *rnd,
+                     uint8_t *body);
+/* Opens body into content (room for body_len bytes); VEIL_PERR(BAD_RECORD_MAC) on any failure.
+ * In place is allowed: content == body (AEAD suites) or content == body + 16 (CBC). */
 int veil_cipher_open(veil_cipher *c, const uint8_t hdr[VEIL_HEADER_LEN], uint64_t seq,
                      const uint8_t *body, size_t body_len, uint8_t *content,
                      size_t *content_len) VEIL_MUST_CHECK;
@@ -291,6 +324,10 @@ void veil_dir_clear(veil_dir *d);
  */
 int veil_record_write(veil_dir *d, uint8_t type, const uint8_t *content, size_t len,
                       int (*rng)(void *, uint8_t *, size_t), void *rng_user, veil_buf *out);
+/* The same with the content in two pieces, pre || content, sealed (or
+ * CRC-protected) straight into out without joining them first. */
+int veil_record_write2(veil_dir *d, uint8_t type, const uint8_t *pre, size_t pre_len, const uint8_t *content,
+                       size_t len, int (*rng)(void *, uint8_t *, size_t), void *rng_user, veil_buf *out);
 
 /*
  * Checks and unprotects one complete record (p has exactly 16 + hdr->length
@@ -300,6 +337,14 @@ int veil_record_write(veil_dir *d, uint8_t type, const uint8_t *content, size_t 
  */
 int veil_record_open(veil_dir *d, const veil_header *hdr, const uint8_t *p, uint8_t *content,
                      size_t *content_len) VEIL_MUST_CHECK;
+
+/*
+ * Like veil_record_open, without a copy: decrypts in place inside the record
+ * at p (which it overwrites) and points *content into it; an unencrypted
+ * record's content is its body.  On failure the record's bytes are garbage.
+ */
+int veil_record_open_inplace(veil_dir *d, const veil_header *hdr, uint8_t *p, uint8_t **content,
+                             size_t *content_len) VEIL_MUST_CHECK;
 
 /* Unencrypted record: checks the CRC-32C; the content is the body minus 4 bytes. */
 int veil_record_check_crc(const veil_header *hdr, const uint8_t *p, size_t *content_len) VEIL_MUST_CHECK;

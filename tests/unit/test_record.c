@@ -122,6 +122,118 @@ static void test_roundtrip(void **st)
     }
 }
 
+/*
+ * veil_record_write2 seals pre || content without joining them: its record
+ * must be byte for byte the one veil_record_write makes of the joined
+ * content (same key, sequence and CBC IV), for every suite and plaintext, at
+ * lengths around the 128-byte first piece and the CBC block size; and the
+ * in-place open must give what the copying open gives.
+ */
+static void test_two_piece_write(void **st)
+{
+    (void)st;
+    static const size_t pre_lens[] = {0, 1, 9, 127, 128, 200};
+    static const size_t lens[] = {0, 1, 6, 7, 110, 118, 119, 120, 1000, VEIL_MAX_CONTENT - 200};
+    static uint8_t joined[VEIL_MAX_CONTENT];
+    for (size_t s = 0; s <= N_SUITES; s++) {
+        bool plain = s == N_SUITES;
+        veil_dir tx1, rx1, tx2, rx2;
+        test_rng rng1, rng2;
+        veil_buf a, b;
+        if (plain) {
+            memset(&tx1, 0, sizeof(tx1));
+            memset(&rx1, 0, sizeof(rx1));
+            memset(&tx2, 0, sizeof(tx2));
+            memset(&rx2, 0, sizeof(rx2));
+        } else {
+            keyed(&tx1, &rx1, suites[s]);
+            keyed(&tx2, &rx2, suites[s]);
+        }
+        test_rng_init(&rng1, "iv");
+        test_rng_init(&rng2, "iv");
+        veil_buf_init(&a);
+        veil_buf_init(&b);
+        for (size_t i = 0; i < sizeof(pre_lens) / sizeof(pre_lens[0]); i++) {
+            for (size_t j = 0; j < sizeof(lens) / sizeof(lens[0]); j++) {
+                size_t pre_len = pre_lens[i], len = lens[j], got = 0;
+                const uint8_t *pre = content_in + 3000, *data = content_in + 7;
+                uint8_t *inplace = NULL;
+                veil_header h;
+                memcpy(joined, pre, pre_len);
+                memcpy(joined + pre_len, data, len);
+                a.len = b.len = 0;
+                assert_int_equal(veil_record_write(&tx1, VEIL_REC_APPDATA, joined, pre_len + len, test_rng_cb,
+                                                   &rng1, &a),
+                                 0);
+                assert_int_equal(veil_record_write2(&tx2, VEIL_REC_APPDATA, pre_len != 0 ? pre : NULL, pre_len,
+                                                    data, len, test_rng_cb, &rng2, &b),
+                                 0);
+                assert_int_equal(a.len, b.len);
+                assert_memory_equal(a.base, b.base, a.len);
+                assert_int_equal(veil_header_decode(a.base, a.len, &h), 0);
+                assert_int_equal(veil_record_open(&rx1, &h, a.base, opened, &got), 0);
+                assert_int_equal(got, pre_len + len);
+                assert_memory_equal(opened, joined, got);
+                got = 0;
+                assert_int_equal(veil_record_open_inplace(&rx2, &h, b.base, &inplace, &got), 0);
+                assert_int_equal(got, pre_len + len);
+                assert_true(inplace >= b.base + VEIL_HEADER_LEN && inplace + got <= b.base + b.len);
+                assert_memory_equal(inplace, joined, got);
+            }
+        }
+        /* The prefix and the content together may not exceed one record. */
+        assert_int_equal(veil_record_write2(&tx2, VEIL_REC_APPDATA, content_in, 9, content_in, VEIL_MAX_CONTENT - 8,
+                                            test_rng_cb, &rng2, &b),
+                         VEIL_ERR_TOO_LARGE);
+        veil_buf_free(&a);
+        veil_buf_free(&b);
+        veil_dir_clear(&tx1);
+        veil_dir_clear(&rx1);
+        veil_dir_clear(&tx2);
+        veil_dir_clear(&rx2);
+    }
+}
+
+/* The in-place open refuses what the copying open refuses: a flipped bit
+ * anywhere in an encrypted record is bad_record_mac, in a plaintext one a bad
+ * checksum. */
+static void test_inplace_tampered(void **st)
+{
+    (void)st;
+    for (size_t s = 0; s <= N_SUITES; s++) {
+        bool plain = s == N_SUITES;
+        veil_dir tx, rx;
+        test_rng rng;
+        veil_buf out;
+        if (plain) {
+            memset(&tx, 0, sizeof(tx));
+            memset(&rx, 0, sizeof(rx));
+        } else {
+            keyed(&tx, &rx, suites[s]);
+        }
+        test_rng_init(&rng, "iv");
+        veil_buf_init(&out);
+        assert_int_equal(
+            veil_record_write2(&tx, VEIL_REC_APPDATA, content_in, 9, content_in + 9, 300, test_rng_cb, &rng, &out), 0);
+        static const size_t offsets[] = {VEIL_HEADER_LEN, VEIL_HEADER_LEN + 20, VEIL_HEADER_LEN + 200};
+        for (size_t k = 0; k < 3; k++) {
+            static uint8_t rec[VEIL_MAX_RECORD];
+            uint8_t *content = NULL;
+            size_t got = 0;
+            veil_header h;
+            memcpy(rec, out.base, out.len);
+            rec[offsets[k]] ^= 0x40;
+            rec[out.len - 1] ^= (uint8_t)(k == 2); /* and once the tag/MAC/CRC too */
+            assert_int_equal(veil_header_decode(rec, out.len, &h), 0);
+            assert_int_equal(veil_record_open_inplace(&rx, &h, rec, &content, &got),
+                             plain ? BAD_CHECKSUM : BAD_RECORD_MAC);
+        }
+        veil_buf_free(&out);
+        veil_dir_clear(&tx);
+        veil_dir_clear(&rx);
+    }
+}
+
 /* Unencrypted records: content || CRC-32C(header || content), big-endian. */
 static void test_unencrypted(void **st)
 {
@@ -683,6 +795,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_unencrypted),
+        cmocka_unit_test(test_two_piece_write),
+        cmocka_unit_test(test_inplace_tampered),
         cmocka_unit_test(test_tamper_every_byte),
         cmocka_unit_test(test_wrong_key),
         cmocka_unit_test(test_bad_body_lengths),
