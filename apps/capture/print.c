@@ -286,6 +286,31 @@ static void put_u64(lbuf *b, uint64_t v)
     put(b, d + i, sizeof d - i);
 }
 
+/*
+ * 1 if p[0..n) is printable ASCII other than '\\': exactly the bytes that
+ * vapp_sanitize copies unchanged.  Eight bytes at a time: for a word w,
+ * (w - 0x20..) & ~w & 0x80.. is non-zero iff some byte is below 0x20,
+ * (w + 0x01..) | w has a high bit set iff some byte is 0x7f or above (a carry
+ * only leaves a byte that is itself 0xff), and the first test on w ^ 0x5c..
+ * finds a '\\' byte.
+ */
+static int plain_ascii(const uint8_t *p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t bs = w ^ (0x5c * ones);
+        if ((((w - 0x20 * ones) & ~w) | ((w + ones) | w) | ((bs - ones) & ~bs)) & high)
+            return 0;
+    }
+    for (; i < n; i++)
+        if (p[i] < 0x20 || p[i] >= 0x7f || p[i] == '\\')
+            return 0;
+    return 1;
+}
+
 /* What details() writes for an application message, appended to b. */
 static void put_message(lbuf *b, const veil_observed_record *r)
 {
@@ -293,11 +318,7 @@ static void put_message(lbuf *b, const veil_observed_record *r)
     puts_(b, named(b1, sizeof b1, veil_msg_kind_name(r->msg_kind), r->msg_kind));
     put(b, " \"", 2);
     size_t n = r->msg_len < TEXT_MAX ? r->msg_len : TEXT_MAX;
-    size_t i = 0;
-    /* Printable ASCII other than '\\' is what vapp_sanitize copies as is. */
-    while (i < n && r->msg_data[i] >= 0x20 && r->msg_data[i] < 0x7f && r->msg_data[i] != '\\')
-        i++;
-    if (i == n) {
+    if (plain_ascii(r->msg_data, n)) {
         put(b, (const char *)r->msg_data, n);
     } else {
         static char text[VAPP_SANITIZED_MAX(TEXT_MAX)];
