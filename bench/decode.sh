@@ -9,7 +9,7 @@
 # 4 and each acknowledged by the server, cut into 1460-byte TCP segments.
 #
 # The workload is the same for both tools: decode every record and write one
-# line of output per record, decrypted text included, to a file (tmpfs):
+# line of output per record, decrypted text included:
 #   veil-capture -r F [--keylog K] > OUT      (its default output: time,
 #       stream, direction, type, seq, length, protection, content)
 #   tshark -r F [-o veil.keylog_file:K] -T fields -E occurrence=a -e ...
@@ -17,10 +17,14 @@
 #       veil.length veil.decrypt_status veil.crc.status veil.app.kind
 #       veil.app.timestamp veil.app.text   (one line per frame, the values of
 #       a frame's several records joined by ',')
-# Every run's output is counted: the number of records, of decrypted records
-# and of message texts must be the same for veil-capture, tshark and what
-# veil-mkcap wrote, and no record may have failed to decrypt; otherwise the
-# section fails (exit 1) without printing a ratio.
+# Each tool first runs once with its output kept in a file and counted: the
+# number of records, of decrypted records and of message texts must be the
+# same for veil-capture, tshark and what veil-mkcap wrote, no record may have
+# failed to decrypt, and neither tool may write on stderr; otherwise the
+# section fails (exit 1) without printing a ratio.  The timed runs then write
+# the same output to /dev/null, so that the figure is the decoder's and not
+# the file system's (writing the ~65 MB of veil-capture's text to tmpfs adds
+# about 0.05 s to its 0.1-0.2 s; tshark's output is a smaller share of its time).
 #
 # tshark loads the plugin from BUILD_DIR/dissector/plugins through
 # WIRESHARK_PLUGIN_DIR.  As root, tshark ignores that variable
@@ -31,7 +35,7 @@
 #
 # Rate = records / wall seconds of the whole process (start-up included),
 # median of RUNS runs.  Environment: SESSIONS (200), MESSAGES (1000),
-# SIZE (100), RUNS (3).  About 40 s on 2 cores, most of it tshark.
+# SIZE (100), RUNS (3).  About 45 s on 2 cores, most of it tshark.
 set -euo pipefail
 
 BUILD=${1:?usage: bench/decode.sh BUILD_DIR}
@@ -97,13 +101,13 @@ if [ ${#RUNAS[@]} -gt 0 ]; then
     "${RUNAS[@]}" test -r "$T/enc.keys" || die "$T is not readable by nobody"
 fi
 
-ts() { # ts OUT ARGS...: tshark with the plugin, stdout to OUT, stderr to OUT.err
-    local out=$1
+ts() { # ts OUT ARGS...: tshark with the plugin, stdout to OUT; stderr must stay empty
+    local out=$1 err=$T/out/tshark.err
     shift
     "${RUNAS[@]}" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$T/home" TZ=UTC LC_ALL=C.UTF-8 \
-        WIRESHARK_PLUGIN_DIR="$T/plugins" timeout 300 "$TSHARK" "$@" >"$out" 2>"$out.err" ||
-        { local rc=$?; cat "$out.err" >&2; die "tshark $* exited with $rc"; }
-    [ ! -s "$out.err" ] || { cat "$out.err" >&2; die "tshark $* wrote to stderr"; }
+        WIRESHARK_PLUGIN_DIR="$T/plugins" timeout 300 "$TSHARK" "$@" >"$out" 2>"$err" ||
+        { local rc=$?; cat "$err" >&2; die "tshark $* exited with $rc"; }
+    [ ! -s "$err" ] || { cat "$err" >&2; die "tshark $* wrote to stderr"; }
 }
 ts "$T/out/plugins" -G plugins
 grep -q 'veil\.so' "$T/out/plugins" || die "tshark did not load the plugin (tshark -G plugins)"
@@ -133,41 +137,60 @@ count_veil() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-# run_case NAME CAPTURE EXPECT_DECRYPTED [KEYLOG]: times both tools RUNS
-# times, checks every output; sets VEIL_RATE and TS_RATE.
+# vrun OUT ARGS... / trun OUT ARGS...: one run of each tool, stdout to OUT.
+vrun() {
+    local out=$1
+    shift
+    timeout 300 "$CAPTURE" "$@" >"$out" 2>"$T/out/veil.err" ||
+        { local rc=$?; cat "$T/out/veil.err" >&2; die "veil-capture $* exited with $rc"; }
+    [ ! -s "$T/out/veil.err" ] || { cat "$T/out/veil.err" >&2; die "veil-capture $* wrote to stderr"; }
+}
+trun() { ts "$@"; }
+
+# elapsed CMD ARGS...: runs it, prints its wall time in seconds.
+elapsed() {
+    local t0 t1
+    t0=$(bench_now)
+    "$@"
+    t1=$(bench_now)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }'
+}
+
+# run_case NAME CAPTURE EXPECT_DECRYPTED [KEYLOG]: first one run of each
+# tool with its output kept and counted (any disagreement fails the
+# section), then RUNS timed runs of each, output to /dev/null (the same
+# work: every line is formatted and written); sets VEIL_RATE and TS_RATE.
 run_case() {
-    local name=$1 cap=$2 want_dec=$3 keys=${4:-} i t0 t1 got rec
+    local name=$1 cap=$2 want_dec=$3 keys=${4:-} i got t
     local expect="$REC_PLAIN $want_dec $TEXTS 0"
     local vargs=(-r "$cap") targs=(-r "$cap")
     if [ -n "$keys" ]; then
         vargs+=(--keylog "$keys")
         targs+=(-o "veil.keylog_file:$keys")
     fi
+    targs+=("${FIELDS[@]}")
+    vrun "$T/out/veil.txt" "${vargs[@]}"
+    got=$(count_veil "$T/out/veil.txt")
+    [ "$got" = "$expect" ] || die "$name: veil-capture saw records/decrypted/texts/failed = $got, expected $expect"
+    grep -q "^  records:  $REC_PLAIN (" "$T/out/veil.txt" || die "$name: veil-capture's summary disagrees"
+    trun "$T/out/tshark.txt" "${targs[@]}"
+    got=$(count_tshark "$T/out/tshark.txt")
+    [ "$got" = "$expect" ] || die "$name: tshark saw records/decrypted/texts/failed = $got, expected $expect"
+    bench_note "  $name: both decoded records/decrypted/texts/failed = $got; outputs $(stat -c %s "$T/out/veil.txt") and $(stat -c %s "$T/out/tshark.txt") bytes"
+    rm -f "$T/out/veil.txt" "$T/out/tshark.txt"
     local vt=() tt=()
     for ((i = 1; i <= RUNS; i++)); do
-        t0=$(bench_now)
-        timeout 300 "$CAPTURE" "${vargs[@]}" >"$T/out/veil.txt" 2>"$T/out/veil.err" ||
-            { local rc=$?; cat "$T/out/veil.err" >&2; die "veil-capture ${vargs[*]} exited with $rc"; }
-        t1=$(bench_now)
-        vt+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')")
-        got=$(count_veil "$T/out/veil.txt")
-        [ "$got" = "$expect" ] || die "$name: veil-capture saw records/decrypted/texts/failed = $got, expected $expect"
-        grep -q "^  records:  $REC_PLAIN (" "$T/out/veil.txt" || die "$name: veil-capture's summary disagrees"
-
-        t0=$(bench_now)
-        ts "$T/out/tshark.txt" "${targs[@]}" "${FIELDS[@]}"
-        t1=$(bench_now)
-        tt+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')")
-        got=$(count_tshark "$T/out/tshark.txt")
-        [ "$got" = "$expect" ] || die "$name: tshark saw records/decrypted/texts/failed = $got, expected $expect"
-        bench_note "  $name run $i: veil-capture ${vt[-1]} s, tshark ${tt[-1]} s ($expect)"
+        t=$(elapsed vrun /dev/null "${vargs[@]}") || die "$name: veil-capture failed"
+        vt+=("$t")
+        t=$(elapsed trun /dev/null "${targs[@]}") || die "$name: tshark failed"
+        tt+=("$t")
+        bench_note "  $name run $i: veil-capture ${vt[-1]} s, tshark ${tt[-1]} s"
     done
     local vmed tmed
     vmed=$(printf '%s\n' "${vt[@]}" | median)
     tmed=$(printf '%s\n' "${tt[@]}" | median)
-    rec=$REC_PLAIN
-    VEIL_RATE=$(bench_div "$rec" "$vmed" 0)
-    TS_RATE=$(bench_div "$rec" "$tmed" 0)
+    VEIL_RATE=$(bench_div "$REC_PLAIN" "$vmed" 0)
+    TS_RATE=$(bench_div "$REC_PLAIN" "$tmed" 0)
 }
 
 row() { # row LABEL
