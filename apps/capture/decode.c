@@ -164,6 +164,31 @@ static void framing_error(vc_decoder *d, session *ss, int dir, int err)
     dd->skipped = 0;
 }
 
+/* A record framed at the start of the direction's unconsumed bytes (raw,
+ * need bytes at stream offset dd->buf_off) and decoded: counts and emits it. */
+static void record(vc_decoder *d, session *ss, int dir, const veil_observed_record *rec, const uint8_t *raw,
+                   size_t need)
+{
+    dirdec *dd = &ss->d[dir];
+    ss->is_veil = 1;
+    if (rec->hdr.type == VEIL_REC_ALERT) {
+        if (rec->content == NULL || rec->parse_error != 0)
+            ss->hidden_alert[dir] = 1;
+        else if (rec->alert_level == VEIL_ALERT_LEVEL_FATAL)
+            ss->fatal_alert = 1;
+    }
+    if (rec->hdr.type == VEIL_REC_HANDSHAKE && rec->content != NULL && rec->parse_error == 0 &&
+        (rec->hs_type == VEIL_HS_CLIENT_HELLO || rec->hs_type == VEIL_HS_SERVER_HELLO))
+        ss->mode = rec->hello.mode;
+    count_record(d, rec, dd->after_resync);
+    dd->records++;
+    vc_event ev = {.kind = VC_EV_RECORD, .s = ss->s, .dir = dir, .offset = dd->buf_off,
+                   .rec = rec, .raw = raw, .raw_len = need,
+                   .after_resync = dd->after_resync};
+    emit(d, &ev);
+    dd->after_resync = 0;
+}
+
 static void process(vc_decoder *d, session *ss, int dir)
 {
     dirdec *dd = &ss->d[dir];
@@ -200,25 +225,39 @@ static void process(vc_decoder *d, session *ss, int dir)
             framing_error(d, ss, dir, err);
             continue;
         }
-        ss->is_veil = 1;
-        if (rec.hdr.type == VEIL_REC_ALERT) {
-            if (rec.content == NULL || rec.parse_error != 0)
-                ss->hidden_alert[dir] = 1;
-            else if (rec.alert_level == VEIL_ALERT_LEVEL_FATAL)
-                ss->fatal_alert = 1;
-        }
-        if (rec.hdr.type == VEIL_REC_HANDSHAKE && rec.content != NULL && rec.parse_error == 0 &&
-            (rec.hs_type == VEIL_HS_CLIENT_HELLO || rec.hs_type == VEIL_HS_SERVER_HELLO))
-            ss->mode = rec.hello.mode;
-        count_record(d, &rec, dd->after_resync);
-        dd->records++;
-        vc_event ev = {.kind = VC_EV_RECORD, .s = ss->s, .dir = dir, .offset = dd->buf_off,
-                       .rec = &rec, .raw = dd->buf.base, .raw_len = need,
-                       .after_resync = dd->after_resync};
-        emit(d, &ev);
-        dd->after_resync = 0;
+        record(d, ss, dir, &rec, dd->buf.base, need);
         consume(dd, need);
     }
+}
+
+/*
+ * The fast path of on_data: in sync with nothing buffered, the whole records
+ * at the front of p[0..n) are decoded where they lie, without copying them
+ * into the direction's buffer.  Stops at the first partial record or header
+ * that does not decode (process() then sees exactly the bytes it would have
+ * seen); returns the bytes consumed.
+ */
+static size_t direct(vc_decoder *d, session *ss, int dir, const uint8_t *p, size_t n)
+{
+    dirdec *dd = &ss->d[dir];
+    size_t off = 0;
+    while (!dd->hunting && dd->buf.len == 0 && n - off >= VEIL_HEADER_LEN) {
+        veil_header h;
+        if (veil_header_decode(p + off, n - off, &h) != 0)
+            break;
+        size_t need = VEIL_HEADER_LEN + (size_t)h.length;
+        if (n - off < need)
+            break;
+        veil_observed_record rec;
+        /* It fails only on a header or length error, before changing any
+           state: process() then gets the same error on the same bytes. */
+        if (veil_observer_record(ss->obs, dir, p + off, need, &rec) != 0)
+            break;
+        record(d, ss, dir, &rec, p + off, need);
+        dd->buf_off += need;
+        off += need;
+    }
+    return off;
 }
 
 /* ---- reassembly callbacks ------------------------------------------------ */
@@ -246,6 +285,28 @@ static void on_open(void *user, vc_stream *s)
     emit(d, &ev);
 }
 
+/*
+ * In sync with a partial record buffered: the number of bytes of p[0..n)
+ * that complete it exactly, when its header is valid and p holds them all;
+ * else 0 (the caller then appends everything, as before).
+ */
+static size_t top_up(const dirdec *dd, const uint8_t *p, size_t n)
+{
+    if (dd->hunting || dd->buf.len == 0 || dd->buf.len + n < VEIL_HEADER_LEN)
+        return 0;
+    uint8_t hb[VEIL_HEADER_LEN];
+    size_t have = dd->buf.len < VEIL_HEADER_LEN ? dd->buf.len : VEIL_HEADER_LEN;
+    memcpy(hb, dd->buf.base, have);
+    memcpy(hb + have, p, VEIL_HEADER_LEN - have);
+    veil_header h;
+    if (veil_header_decode(hb, VEIL_HEADER_LEN, &h) != 0)
+        return 0;
+    size_t need = VEIL_HEADER_LEN + (size_t)h.length;
+    if (need <= dd->buf.len || dd->buf.len + n < need)
+        return 0;
+    return need - dd->buf.len;
+}
+
 static void on_data(void *user, vc_stream *s, int dir, const uint8_t *p, size_t n)
 {
     vc_decoder *d = user;
@@ -257,6 +318,23 @@ static void on_data(void *user, vc_stream *s, int dir, const uint8_t *p, size_t 
        buffer is processed again, so a large delivery never grows it. */
     while (n > 0) {
         size_t chunk = n < VEIL_MAX_RECORD ? n : VEIL_MAX_RECORD;
+        /* Fast paths (same records, same events, same chunk boundaries):
+           complete a buffered partial record, then decode in place. */
+        size_t take = top_up(dd, p, chunk);
+        if (take > 0 && veil_buf_reserve(&dd->buf, take) == 0) {
+            memcpy(dd->buf.base + dd->buf.len, p, take);
+            dd->buf.len += take;
+            process(d, ss, dir); /* exactly one whole record: decoded, consumed */
+            p += take;
+            n -= take;
+            chunk -= take;
+        }
+        size_t done = direct(d, ss, dir, p, chunk);
+        p += done;
+        n -= done;
+        chunk -= done;
+        if (chunk == 0)
+            continue;
         if (veil_buf_reserve(&dd->buf, chunk) != 0) {
             /* Out of memory: treat the bytes as missing. */
             vc_event ev = {.kind = VC_EV_GAP, .s = s, .dir = dir,

@@ -20,17 +20,82 @@
 
 #define TEXT_MAX 256 /* payload bytes shown on a one-line record (all with -V) */
 
-void vc_format_ns(uint64_t ns, char out[VC_TIMESTR_LEN])
+/*
+ * Times are printed once per record, and consecutive records almost always
+ * fall in the same second: the calendar part ("YYYY-MM-DDTHH:MM:SS", always
+ * 19 characters within the range below) is computed by gmtime_r once per
+ * second and kept; only the fraction is formatted per call.  The output is
+ * exactly that of the snprintf formats kept for the slow path.
+ */
+#define MAX_SECONDS 253402300799ull /* 9999-12-31T23:59:59Z */
+#define CAL_LEN 19
+
+typedef struct cal_cache {
+    int valid;
+    uint64_t s;
+    char text[CAL_LEN + 1];
+} cal_cache;
+
+/* The calendar part of second s into c; 0, or -1 if s is not printable. */
+static int calendar(cal_cache *c, uint64_t s)
 {
-    time_t s = (time_t)(ns / 1000000000u);
+    if (c->valid && c->s == s)
+        return 0;
+    time_t t = (time_t)s;
     struct tm tm;
-    if (ns / 1000000000u > 253402300799ull || gmtime_r(&s, &tm) == NULL) {
-        snprintf(out, VC_TIMESTR_LEN, "@%" PRIu64, ns);
-        return;
+    if (s > MAX_SECONDS || gmtime_r(&t, &tm) == NULL)
+        return -1;
+    char buf[VAPP_TIMESTR_LEN];
+    int n = snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (n != CAL_LEN)
+        return -1;
+    memcpy(c->text, buf, CAL_LEN + 1);
+    c->s = s;
+    c->valid = 1;
+    return 0;
+}
+
+/* Writes the n low decimal digits of v (zero-padded) at out. */
+static void digits(char *out, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
     }
-    snprintf(out, VC_TIMESTR_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (unsigned)((ns % 1000000000u) / 1000u));
+}
+
+/* vc_format_ns's text at out (room for VC_TIMESTR_LEN); returns its length. */
+static size_t format_ns(uint64_t ns, char *out)
+{
+    static cal_cache cache;
+    if (calendar(&cache, ns / 1000000000u) != 0)
+        return (size_t)snprintf(out, VC_TIMESTR_LEN, "@%" PRIu64, ns);
+    memcpy(out, cache.text, CAL_LEN);
+    out[CAL_LEN] = '.';
+    digits(out + CAL_LEN + 1, (unsigned)((ns % 1000000000u) / 1000u), 6);
+    out[CAL_LEN + 7] = 'Z';
+    out[CAL_LEN + 8] = '\0';
+    return CAL_LEN + 8;
+}
+
+void vc_format_ns(uint64_t ns, char out[VC_TIMESTR_LEN]) { (void)format_ns(ns, out); }
+
+/* vapp_format_utc's text (milliseconds) at out (room for VAPP_TIMESTR_LEN);
+ * returns its length. */
+static size_t format_ms(uint64_t ms, char *out)
+{
+    static cal_cache cache;
+    if (calendar(&cache, ms / 1000u) != 0) {
+        vapp_format_utc(ms, out);
+        return strlen(out);
+    }
+    memcpy(out, cache.text, CAL_LEN);
+    out[CAL_LEN] = '.';
+    digits(out + CAL_LEN + 1, (unsigned)(ms % 1000u), 3);
+    out[CAL_LEN + 4] = 'Z';
+    out[CAL_LEN + 5] = '\0';
+    return CAL_LEN + 5;
 }
 
 const char *vc_status_token(veil_body_status s)
@@ -81,28 +146,6 @@ static void hex(const uint8_t *p, size_t n, char *out, size_t cap)
 
 /* Whether the record's content was read and parsed. */
 static int readable(const veil_observed_record *r) { return r->content != NULL && r->parse_error == 0; }
-
-/* "enc:decrypted", "clear", ... (docs/CAPTURE.md). */
-static void prot(const veil_observed_record *r, char *out, size_t cap)
-{
-    if (r->hdr.flags & VEIL_FLAG_ENCRYPTED)
-        snprintf(out, cap, "enc:%s", vc_status_token(r->status));
-    else if (r->status == VEIL_BODY_PLAINTEXT)
-        snprintf(out, cap, "clear");
-    else
-        snprintf(out, cap, "clear!%s", vc_status_token(r->status));
-}
-
-static void type_label(const veil_observed_record *r, char *out, size_t cap)
-{
-    char b1[32], b2[32];
-    const char *t = named(b1, sizeof b1, veil_record_type_name(r->hdr.type), r->hdr.type);
-    if (r->hdr.type == VEIL_REC_HANDSHAKE && r->content != NULL && r->content_len >= 1 &&
-        (r->parse_error == 0 || r->hs_type != 0))
-        snprintf(out, cap, "%s/%s", t, named(b2, sizeof b2, veil_hs_type_name(r->hs_type), r->hs_type));
-    else
-        snprintf(out, cap, "%s", t);
-}
 
 static void list_suites(const uint16_t *v, size_t n, char *out, size_t cap)
 {
@@ -210,6 +253,137 @@ static void stats_suffix(const vc_stream *s, char *out, size_t cap)
              "; TCP: %" PRIu64 " retransmitted, %" PRIu64 " out of order, %" PRIu64
              " conflicting overlaps, %" PRIu64 " gaps (%" PRIu64 " bytes)",
              retrans, ooo, ov, gaps, gb);
+}
+
+/* ---- one record line, built without printf ------------------------------ */
+
+/* A bounded line builder: appends stop at the end (never past it). */
+typedef struct lbuf {
+    char *p;
+    size_t len, cap; /* cap includes the final NUL */
+} lbuf;
+
+static void put(lbuf *b, const char *s, size_t n)
+{
+    if (n > b->cap - 1 - b->len)
+        n = b->cap - 1 - b->len;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void puts_(lbuf *b, const char *s) { put(b, s, strlen(s)); }
+
+static void putc_(lbuf *b, char c) { put(b, &c, 1); }
+
+static void put_u64(lbuf *b, uint64_t v)
+{
+    char d[20];
+    size_t i = sizeof d;
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    put(b, d + i, sizeof d - i);
+}
+
+/*
+ * 1 if p[0..n) is printable ASCII other than '\\': exactly the bytes that
+ * vapp_sanitize copies unchanged.  Eight bytes at a time: for a word w,
+ * (w - 0x20..) & ~w & 0x80.. is non-zero iff some byte is below 0x20,
+ * (w + 0x01..) | w has a high bit set iff some byte is 0x7f or above (a carry
+ * only leaves a byte that is itself 0xff), and the first test on w ^ 0x5c..
+ * finds a '\\' byte.
+ */
+static int plain_ascii(const uint8_t *p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t bs = w ^ (0x5c * ones);
+        if ((((w - 0x20 * ones) & ~w) | ((w + ones) | w) | ((bs - ones) & ~bs)) & high)
+            return 0;
+    }
+    for (; i < n; i++)
+        if (p[i] < 0x20 || p[i] >= 0x7f || p[i] == '\\')
+            return 0;
+    return 1;
+}
+
+/* What details() writes for an application message, appended to b. */
+static void put_message(lbuf *b, const veil_observed_record *r)
+{
+    char b1[64];
+    puts_(b, named(b1, sizeof b1, veil_msg_kind_name(r->msg_kind), r->msg_kind));
+    put(b, " \"", 2);
+    size_t n = r->msg_len < TEXT_MAX ? r->msg_len : TEXT_MAX;
+    if (plain_ascii(r->msg_data, n)) {
+        put(b, (const char *)r->msg_data, n);
+    } else {
+        static char text[VAPP_SANITIZED_MAX(TEXT_MAX)];
+        vapp_sanitize(r->msg_data, n, text, sizeof text);
+        puts_(b, text);
+    }
+    if (n < r->msg_len)
+        put(b, "...", 3);
+    put(b, "\" sent=", 7);
+    char ts[VAPP_TIMESTR_LEN];
+    put(b, ts, format_ms(r->msg_timestamp_ms, ts));
+}
+
+/* TIME #STREAM DIR TYPE seq=SEQ len=LENGTH PROTECTION [CONTENT] (docs/CAPTURE.md) */
+static void record_line(FILE *f, const vc_event *ev, unsigned long id)
+{
+    static char line[8192];
+    static char det[4096];
+    const veil_observed_record *r = ev->rec;
+    lbuf b = {line, 0, sizeof line};
+    char tmp[VC_TIMESTR_LEN];
+    put(&b, tmp, format_ns(ev->ts_ns, tmp));
+    put(&b, " #", 2);
+    put_u64(&b, id);
+    putc_(&b, ' ');
+    puts_(&b, vc_dir_name(ev->dir));
+    putc_(&b, ' ');
+    char b1[32], b2[32];
+    puts_(&b, named(b1, sizeof b1, veil_record_type_name(r->hdr.type), r->hdr.type));
+    if (r->hdr.type == VEIL_REC_HANDSHAKE && r->content != NULL && r->content_len >= 1 &&
+        (r->parse_error == 0 || r->hs_type != 0)) {
+        putc_(&b, '/');
+        puts_(&b, named(b2, sizeof b2, veil_hs_type_name(r->hs_type), r->hs_type));
+    }
+    put(&b, " seq=", 5);
+    put_u64(&b, r->hdr.seq);
+    if (!r->seq_ok && !ev->after_resync) {
+        put(&b, "(expected ", 10);
+        put_u64(&b, r->seq_expected);
+        putc_(&b, ')');
+    }
+    put(&b, " len=", 5);
+    put_u64(&b, r->hdr.length);
+    putc_(&b, ' ');
+    if (r->hdr.flags & VEIL_FLAG_ENCRYPTED) {
+        put(&b, "enc:", 4);
+        puts_(&b, vc_status_token(r->status));
+    } else if (r->status == VEIL_BODY_PLAINTEXT) {
+        put(&b, "clear", 5);
+    } else {
+        put(&b, "clear!", 6);
+        puts_(&b, vc_status_token(r->status));
+    }
+    if (r->content != NULL && r->parse_error == 0 && r->hdr.type == VEIL_REC_APPDATA) {
+        putc_(&b, ' ');
+        put_message(&b, r);
+    } else {
+        details(r, det, sizeof det);
+        if (det[0] != '\0') {
+            putc_(&b, ' ');
+            puts_(&b, det);
+        }
+    }
+    putc_(&b, '\n');
+    fwrite_unlocked(line, 1, b.len, f); /* single-threaded: no lock per line */
 }
 
 /* ---- text and -V ---------------------------------------------------------- */
@@ -331,10 +505,15 @@ static void verbose_record(FILE *f, const vc_event *ev)
 static void print_text(vc_printer *pr, const vc_event *ev)
 {
     FILE *f = pr->f;
+    unsigned long id = ev->s != NULL ? ev->s->id : 0;
+    if (ev->kind == VC_EV_RECORD) { /* the hot path: one per record */
+        record_line(f, ev, id);
+        if (pr->fmt == VC_FMT_VERBOSE)
+            verbose_record(f, ev);
+        return;
+    }
     char ts[VC_TIMESTR_LEN];
     vc_format_ns(ev->ts_ns, ts);
-    unsigned long id = ev->s != NULL ? ev->s->id : 0;
-    static char line[4096];
     switch (ev->kind) {
     case VC_EV_OPEN: {
         char c[VC_ADDRSTR_LEN], s[VC_ADDRSTR_LEN];
@@ -345,22 +524,7 @@ static void print_text(vc_printer *pr, const vc_event *ev)
                 ev->s->role_guess ? " (client and server told apart by port)" : "");
         break;
     }
-    case VC_EV_RECORD: {
-        const veil_observed_record *r = ev->rec;
-        char type[80], pr_s[40], seq[64];
-        type_label(r, type, sizeof type);
-        prot(r, pr_s, sizeof pr_s);
-        if (!r->seq_ok && !ev->after_resync)
-            snprintf(seq, sizeof seq, "%" PRIu64 "(expected %" PRIu64 ")", r->hdr.seq, r->seq_expected);
-        else
-            snprintf(seq, sizeof seq, "%" PRIu64, r->hdr.seq);
-        details(r, line, sizeof line);
-        fprintf(f, "%s #%lu %s %s seq=%s len=%u %s%s%s\n", ts, id, vc_dir_name(ev->dir), type, seq,
-                r->hdr.length, pr_s, line[0] ? " " : "", line);
-        if (pr->fmt == VC_FMT_VERBOSE)
-            verbose_record(f, ev);
-        break;
-    }
+    case VC_EV_RECORD: /* above */
     case VC_EV_GAP:
         if (ev->count == 0)
             fprintf(f, "%s #%lu %s GAP at offset %" PRIu64 ": %s\n", ts, id, vc_dir_name(ev->dir),

@@ -74,6 +74,7 @@ struct vc_reasm {
     uint64_t evictions;
     entry *cur;
     int cur_dir;
+    entry *last; /* the stream of the previous packet: most packets are of the same one */
     uint64_t now_ns;     /* latest packet time seen */
     uint64_t last_sweep;
 };
@@ -336,6 +337,8 @@ static void destroy(vc_reasm *r, entry *e, const char *why)
     r->live--;
     if (r->cur == e)
         r->cur = NULL;
+    if (r->last == e)
+        r->last = NULL;
     for (int d = 0; d < 2; d++) {
         seg *s = e->h[d].ooo;
         while (s != NULL) {
@@ -427,12 +430,16 @@ void vc_reasm_packet(vc_reasm *r, const vc_pkt *p, uint64_t ts_ns)
             sweep(r);
         r->last_sweep = r->now_ns;
     }
-    uint32_t b = hash_pair(&p->src, p->sport, &p->dst, p->dport);
-    entry *e = r->buckets[b];
-    int d = -1;
-    for (; e != NULL; e = e->hnext)
-        if ((d = match(e, p)) >= 0)
-            break;
+    /* At most one stream matches a packet, so trying the previous packet's
+       stream first finds the same one as the table. */
+    entry *e = r->last;
+    int d = e != NULL ? match(e, p) : -1;
+    if (d < 0) {
+        uint32_t b = hash_pair(&p->src, p->sport, &p->dst, p->dport);
+        for (e = r->buckets[b]; e != NULL; e = e->hnext)
+            if ((d = match(e, p)) >= 0)
+                break;
+    }
     int syn = (p->flags & VC_TCP_SYN) != 0;
     if (e != NULL && syn && !(p->flags & VC_TCP_ACK) && d == VC_C2S) {
         half *h = &e->h[VC_C2S];
@@ -446,7 +453,7 @@ void vc_reasm_packet(vc_reasm *r, const vc_pkt *p, uint64_t ts_ns)
     if (e == NULL) {
         if ((p->flags & VC_TCP_RST) || (!syn && p->payload_len == 0))
             return; /* nothing to learn from a bare ACK, FIN or RST of an unknown stream */
-        e = create(r, p, b, ts_ns);
+        e = create(r, p, hash_pair(&p->src, p->sport, &p->dst, p->dport), ts_ns);
         if (e == NULL)
             return;
         d = match(e, p);
@@ -456,6 +463,7 @@ void vc_reasm_packet(vc_reasm *r, const vc_pkt *p, uint64_t ts_ns)
     e->pub.last_ns = ts_ns;
     r->cur = e;
     r->cur_dir = d;
+    r->last = e;
 
     half *h = &e->h[d];
     uint32_t seq = p->seq;
