@@ -78,6 +78,8 @@ static int open_listener(struct sockaddr *sa, socklen_t len, char *err)
     }
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* Accepted sockets inherit it (Linux), which spares a call per connection. */
+    vapp_set_nodelay(fd);
     if (sa->sa_family == AF_INET6) {
         /* The unspecified address "::" serves IPv4 too (dual stack); a
            specific IPv6 address serves only itself. */

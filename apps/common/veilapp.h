@@ -231,7 +231,8 @@ void vapp_set_nodelay(int fd);
  * Opens non-blocking listening sockets.  bind_addr NULL: "::" dual-stack
  * (IPV6_V6ONLY=0), or 0.0.0.0 if the host has no IPv6.  Otherwise every
  * address bind_addr resolves to.  Port "0" picks a free port (the same one
- * for every socket).  Returns the number of sockets (>= 1), or -1.
+ * for every socket).  The sockets have TCP_NODELAY, which the sockets they
+ * accept inherit.  Returns the number of sockets (>= 1), or -1.
  */
 int vapp_listen(const char *bind_addr, const char *port, int fds[VAPP_MAX_LISTEN], char *err);
 

@@ -177,10 +177,8 @@ static void conn_destroy(struct conn *c)
 {
     struct server *s = c->srv;
     chat_leave(c, c->peer_closed ? "left" : "connection closed");
-    if (c->tag.fd >= 0) {
-        epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->tag.fd, NULL);
-        close(c->tag.fd);
-    }
+    if (c->tag.fd >= 0)
+        close(c->tag.fd); /* leaves the epoll set with it: the fd is never dup'ed */
     if (c->counted)
         s->n_active--;
     if (c->closing)
@@ -583,6 +581,8 @@ static int conn_on_readable(struct conn *c, uint64_t now)
         } else {
             conn_after_feed(c, now);
         }
+        if ((size_t)n < sizeof g_rdbuf)
+            break; /* drained: epoll (level-triggered) reports what comes next */
     }
     return conn_flush(c);
 }
@@ -714,7 +714,7 @@ static void on_accept(struct server *s, struct tag *l, uint64_t now)
             close(fd);
             continue;
         }
-        vapp_set_nodelay(fd);
+        /* TCP_NODELAY is inherited from the listening socket (vapp_listen). */
         if (s->users_path != NULL && auth_addr_blocked(c->addr, now)) {
             /* Every session here must log in: one from an address over its
                failure limit is refused before its hello (svc_auth.c). */
