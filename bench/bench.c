@@ -555,18 +555,8 @@ static void sc_set_events(struct scale *s, struct sconn *c)
 
 static void sc_flush(struct scale *s, struct sconn *c)
 {
-    while (c->out.len > 0) {
-        ssize_t n = send(c->fd, c->out.base, c->out.len, MSG_NOSIGNAL);
-        if (n > 0) {
-            veil_buf_consume(&c->out, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
+    if (vapp_send_pending(c->fd, &c->out) != 0)
         die(VAPP_EXIT_PROTOCOL, "connection %zu: send: %s", (size_t)(c - s->c), strerror(errno));
-    }
     sc_set_events(s, c);
 }
 

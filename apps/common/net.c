@@ -301,6 +301,25 @@ void vapp_refuse_and_close(int fd, const veil_config *cfg, int alert, uint64_t n
 
 /* Sends all of p on a (possibly non-blocking) socket, waiting with poll for
  * room, for at most timeout_ms in all.  0, or -1 on error or timeout. */
+int vapp_send_pending(int fd, veil_buf *out)
+{
+    while (out->len > 0) {
+        ssize_t n = send(fd, out->base, out->len, MSG_NOSIGNAL);
+        if (n > 0) {
+            veil_buf_consume(out, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n == 0)
+            errno = EIO; /* no progress on a non-empty send: treated as lost */
+        return -1;
+    }
+    return 0;
+}
+
 int vapp_send_all(int fd, const uint8_t *p, size_t n, uint64_t timeout_ms)
 {
     uint64_t deadline = vapp_mono_ms() + timeout_ms;

@@ -222,6 +222,10 @@ int vapp_set_nonblock(int fd);
 void vapp_refuse_and_close(int fd, const veil_config *cfg, int alert, uint64_t now);
 /* Sends all of p, waiting for room with poll, within timeout_ms; 0 or -1. */
 int vapp_send_all(int fd, const uint8_t *p, size_t n, uint64_t timeout_ms);
+/* Non-blocking: sends what the socket takes of out now and consumes it.
+ * 0: all of it went, or the socket is full (out->len > 0 then); -1: the
+ * connection failed, with the reason in errno. */
+int vapp_send_pending(int fd, veil_buf *out);
 /* TCP_NODELAY: libproto hands over whole records and flights, so Nagle's
  * algorithm would only add a delayed-ACK wait (~40 ms) per exchange. */
 void vapp_set_nodelay(int fd);

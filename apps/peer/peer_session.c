@@ -140,23 +140,12 @@ static void sess_begin_close(struct sess *s, uint64_t now)
 /* Writes what the socket takes.  Returns -1 if s was destroyed. */
 int peer_sess_flush(struct sess *s)
 {
-    while (s->out.len > 0) {
-        ssize_t n = send(s->fd, s->out.base, s->out.len, MSG_NOSIGNAL);
-        if (n > 0) {
-            veil_buf_consume(&s->out, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
+    if (vapp_send_pending(s->fd, &s->out) != 0) {
         if (s->st != ST_CLOSING) {
             if (s->outgoing)
-                out_result(s, 0, "connection lost while sending: %s",
-                           n < 0 ? strerror(errno) : "no progress");
+                out_result(s, 0, "connection lost while sending: %s", strerror(errno));
             else
-                slog(s, VAPP_LOG_WARN, "connection lost while sending: %s",
-                     n < 0 ? strerror(errno) : "no progress");
+                slog(s, VAPP_LOG_WARN, "connection lost while sending: %s", strerror(errno));
         }
         peer_sess_destroy(s);
         return -1;

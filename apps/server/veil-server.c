@@ -230,19 +230,9 @@ static int conn_flush(struct conn *c)
         conn_set_events(c);
         return 0;
     }
-    while (c->out.len > 0) {
-        ssize_t n = send(c->tag.fd, c->out.base, c->out.len, MSG_NOSIGNAL);
-        if (n > 0) {
-            veil_buf_consume(&c->out, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
+    if (vapp_send_pending(c->tag.fd, &c->out) != 0) {
         if (!c->closing)
-            conn_log(c, VAPP_LOG_WARN, "write failed: %s; connection dropped",
-                     n < 0 ? strerror(errno) : "no progress");
+            conn_log(c, VAPP_LOG_WARN, "write failed: %s; connection dropped", strerror(errno));
         conn_destroy(c);
         return -1;
     }
