@@ -301,7 +301,9 @@ decode() {
   step "decoding: veil-capture against tshark with the Veil plugin"
   [ -f bench/decode.sh ] || { echo "bench/run.sh: bench/decode.sh is missing" >&2; exit 2; }
   local out
-  out=$(QUICK=$QUICK bash bench/decode.sh "$ROOT/$BUILD") || { echo "bench/run.sh: bench/decode.sh failed" >&2; exit 2; }
+  local env=(RUNS="$REPS")
+  [ "$QUICK" = 1 ] && env+=(SESSIONS=50)
+  out=$(env "${env[@]}" bash bench/decode.sh "$ROOT/$BUILD") || { echo "bench/run.sh: bench/decode.sh failed" >&2; exit 2; }
   echo "$out" | grep '^ROW|' >>"$ROWS" || { echo "bench/run.sh: bench/decode.sh printed no result" >&2; exit 2; }
 }
 
