@@ -51,6 +51,7 @@ done
 
 step() { printf '\n==== %s ====\n' "$*" >&2; }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 step "Release build in $BUILD"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DVEIL_BUILD_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
@@ -71,8 +72,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-ROWS=$WORK/rows
-: >"$ROWS"
+ROWS=$WORK/rows NOTES=$WORK/notes
+: >"$ROWS"; : >"$NOTES"
+note() { bench_note "$@"; printf -- '- %s\n' "$(echo "$*" | sed 's/^ *//')" >>"$NOTES"; }
 row() { bench_row "$@" | tee -a "$ROWS" >/dev/null; printf '  %s: %s %s (anchor %s: %s) ratio %s\n' "$1" "$2" "$3" "$4" "$5" "$6" >&2; }
 
 # free_port: a TCP port on which nothing listens.
@@ -96,6 +98,8 @@ wait_listen() {
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # cpu_ns PID: CPU time of a (single-threaded) process so far, in ns.
 cpu_ns() { awk '{ print $1 }' "/proc/$1/schedstat"; }
+# cpu_user_ticks PID: user-space CPU time only, in clock ticks (CLK_TCK).
+cpu_user_ticks() { awk '{ print $14 }' "/proc/$1/stat"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 kv() { sed -n "s/^$1=//p" "$2"; } # kv KEY FILE: a key=value result of veil-bench
 mbs() { awk -v b="$1" 'BEGIN { printf "%.0f\n", b / 1e6 }'; }
@@ -116,9 +120,9 @@ speed() {
   o=$(openssl speed -mr -seconds 1 -bytes 16384 -hmac sha256 2>/dev/null | grep '^+F:')
   HMAC=$(echo "$o" | awk -F: '{ print $4 }')
   o=$(openssl speed -mr -seconds 1 ecdhx25519 ed25519 2>/dev/null)
-  X25519=$(echo "$o" | awk -F: '/^\+F5:/ { print $4 }')
-  ED_SIGN=$(echo "$o" | awk -F: '/^\+F6:/ { print $5 }')
-  ED_VERIFY=$(echo "$o" | awk -F: '/^\+F6:/ { print $6 }')
+  X25519=$(echo "$o" | awk -F: '/^\+F5:/ { printf "%.0f", $4 }')
+  ED_SIGN=$(echo "$o" | awk -F: '/^\+F6:/ { printf "%.0f", $5 }')
+  ED_VERIFY=$(echo "$o" | awk -F: '/^\+F6:/ { printf "%.0f", $6 }')
   for x in "$CBC_ENC" "$HMAC" "$X25519" "$ED_SIGN"; do
     [ -n "$x" ] || { echo "bench/run.sh: could not read openssl speed's output" >&2; exit 2; }
   done
@@ -127,8 +131,8 @@ speed() {
   # The server's public-key work per handshake: X25519 key generation (one
   # scalar multiplication, priced as a derive), X25519 derive, Ed25519 sign.
   PK_US=$(awk -v x="$X25519" -v s="$ED_SIGN" 'BEGIN { printf "%.1f\n", 1e6 * (2 / x + 1 / s) }')
-  bench_note "  AES-256-CBC $(mbs "$CBC_ENC") MB/s, HMAC-SHA256 $(mbs "$HMAC") MB/s -> CBC+HMAC ceiling $(mbs "$CBC_CEILING") MB/s"
-  bench_note "  X25519 $X25519/s, Ed25519 sign $ED_SIGN/s verify $ED_VERIFY/s -> server public-key work $PK_US us per handshake"
+  note "  AES-256-CBC $(mbs "$CBC_ENC") MB/s, HMAC-SHA256 $(mbs "$HMAC") MB/s -> CBC+HMAC ceiling $(mbs "$CBC_CEILING") MB/s"
+  note "  X25519 $X25519/s, Ed25519 sign $ED_SIGN/s verify $ED_VERIFY/s -> server public-key work $PK_US us per handshake"
   SPEED_DONE=1
 }
 
@@ -237,15 +241,16 @@ handshake() {
   step "handshakes: server CPU per handshake, $HS_CLIENTS clients at once for ${T}s"
   local c0 c1 n pids f
   port=$(free_port); start_veil_server "$port"
-  c0=$(cpu_ns "$SPID"); pids=()
+  c0=$(cpu_ns "$SPID"); local u0; u0=$(cpu_user_ticks "$SPID"); pids=()
   for i in $(seq 1 "$HS_CLIENTS"); do
     timeout 120 "$BENCH" handshakes "127.0.0.1:$port" --time "$T" >"$WORK/hs.$i" & pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || { echo "bench/run.sh: veil-bench handshakes failed" >&2; exit 2; }; done
-  c1=$(cpu_ns "$SPID"); stop "$SPID"
+  c1=$(cpu_ns "$SPID"); local u1; u1=$(cpu_user_ticks "$SPID"); stop "$SPID"
   n=0; for f in "$WORK"/hs.[0-9]*; do n=$((n + $(kv handshakes "$f"))); done
   local veil_us; veil_us=$(awk -v c="$((c1 - c0))" -v n="$n" 'BEGIN { printf "%.1f", c / n / 1000 }')
-  bench_note "  veil-server: $n handshakes, $(awk -v c="$((c1 - c0))" 'BEGIN { printf "%.2f", c / 1e9 }') s CPU"
+  local user_us; user_us=$(awk -v t="$((u1 - u0))" -v hz="$(bench_hz)" -v n="$n" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
+  note "  veil-server: $n handshakes, $(awk -v c="$((c1 - c0))" 'BEGIN { printf "%.2f", c / 1e9 }') s CPU, of which user space $user_us us per handshake (the rest is the kernel: TCP connection set-up and teardown, socket calls)"
 
   port=$(free_port); start_tls_server "$port"
   c0=$(cpu_ns "$SPID"); pids=()
@@ -257,13 +262,16 @@ handshake() {
   n=0; for f in "$WORK"/tls.[0-9]*; do n=$((n + $(awk '{ print $1 }' "$f"))); done
   [ "$n" -gt 0 ] || { echo "bench/run.sh: no TLS handshake completed" >&2; exit 2; }
   local tls_us; tls_us=$(awk -v c="$((c1 - c0))" -v n="$n" 'BEGIN { printf "%.1f", c / n / 1000 }')
-  bench_note "  openssl s_server: $n handshakes, $(awk -v c="$((c1 - c0))" 'BEGIN { printf "%.2f", c / 1e9 }') s CPU"
+  note "  openssl s_server: $n handshakes, $(awk -v c="$((c1 - c0))" 'BEGIN { printf "%.2f", c / 1e9 }') s CPU"
   r=$(bench_div "$veil_us" "$tls_us")
   row "server CPU per handshake" "$veil_us" "µs" "OpenSSL TLS 1.3 s_server" "$tls_us" "$r" "≤ 0.33×" \
     "$(bench_le "$r" 0.3334 && echo yes || echo no)"
   r=$(bench_div "$veil_us" "$PK_US")
   row "server CPU per handshake" "$veil_us" "µs" "its public-key ops (openssl speed)" "$PK_US" "$r" "≤ 1.5×" \
     "$(bench_le "$r" 1.5 && echo yes || echo no)"
+  r=$(bench_div "$user_us" "$PK_US")
+  row "server CPU per handshake, user space only" "$user_us" "µs" "its public-key ops (openssl speed)" "$PK_US" "$r" \
+    "reported" "-"
 }
 
 # ---------------------------------------------------------------------------
@@ -350,10 +358,17 @@ if [ -n "$RESULTS" ]; then
     echo "- Kernel: $(uname -sr); $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
     echo "- $(openssl version); $(cmake --version | head -1); $(cc --version | head -1)"
     echo "- $(tshark --version 2>/dev/null | head -1 || echo 'tshark: not installed')"
+    echo "- Load average when the run started: $LOAD0 (1, 5, 15 min)"
     echo
     echo "## Results"
     echo
     table md
+    if [ -s "$NOTES" ]; then
+      echo
+      echo "## Details of this run"
+      echo
+      cat "$NOTES"
+    fi
   } >"$RESULTS.tmp"
   mv "$RESULTS.tmp" "$RESULTS"
   echo "bench/run.sh: wrote $RESULTS" >&2
