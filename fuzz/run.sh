@@ -9,11 +9,11 @@
 # 2 for bad usage or a missing target.
 #
 # Build dir: cmake -S . -B BUILD_DIR -DCMAKE_C_COMPILER=clang -DVEIL_FUZZ=ON \
-#              -DVEIL_SANITIZE=ON -DVEIL_BUILD_TESTS=OFF -DVEIL_BUILD_APPS=OFF
+#              -DVEIL_SANITIZE=ON -DVEIL_BUILD_TESTS=OFF -DVEIL_BUILD_BENCH=OFF
 # Reproduce a finding: BUILD_DIR/fuzz/<target> <artifact file>
 set -u
 
-TARGETS="fuzz_header fuzz_handshake_msgs fuzz_keylog fuzz_server fuzz_client fuzz_observer"
+TARGETS="fuzz_header fuzz_handshake_msgs fuzz_keylog fuzz_server fuzz_client fuzz_observer fuzz_capture"
 
 if [ $# -ne 2 ]; then
     echo "usage: $0 BUILD_DIR SECONDS" >&2

@@ -34,7 +34,7 @@ cmake --build build-clang -j"$JOBS"
 if [ -f fuzz/CMakeLists.txt ] && [ -f fuzz/run.sh ]; then
   step "fuzz (${FUZZ_SECONDS}s per target)"
   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DVEIL_FUZZ=ON \
-        -DVEIL_SANITIZE=ON -DVEIL_BUILD_TESTS=OFF -DVEIL_BUILD_APPS=OFF -DVEIL_BUILD_DISSECTOR=OFF >/dev/null
+        -DVEIL_SANITIZE=ON -DVEIL_BUILD_TESTS=OFF -DVEIL_BUILD_BENCH=OFF -DVEIL_BUILD_DISSECTOR=OFF >/dev/null
   cmake --build build-fuzz -j"$JOBS"
   bash fuzz/run.sh build-fuzz "$FUZZ_SECONDS"
 fi
