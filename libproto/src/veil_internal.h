@@ -91,6 +91,13 @@ static inline void veil_wipe(void *p, size_t n)
 #endif
 }
 
+/* CRC-32C implementations behind veil_crc32c (crc32c.c), for tests: the
+ * portable tables, and the SSE4.2 instruction (which falls back to the tables
+ * when the CPU lacks it; veil_crc32c_hw_available says whether it does). */
+uint32_t veil_crc32c_table(uint32_t crc, const uint8_t *p, size_t n);
+uint32_t veil_crc32c_hw(uint32_t crc, const uint8_t *p, size_t n);
+bool veil_crc32c_hw_available(void);
+
 /* Like veil_buf_reserve, but grows to exactly len + n bytes (no doubling):
  * for a buffer whose final size is known, such as one carried-over record. */
 int veil_buf_reserve_exact(veil_buf *b, size_t n);
