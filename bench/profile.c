@@ -4,8 +4,8 @@
  * counts the instructions of each side separately (see --help).
  *
  *   veil-profile handshake N [SUITE]   N full handshakes (X25519, Ed25519 identity)
- *   veil-profile seal SUITE MBYTES     client seals MBYTES of 16 KiB records
- *   veil-profile open SUITE MBYTES     server opens MBYTES of 16 KiB records
+ *   veil-profile seal SUITE MBYTES [SIZE]  client seals MBYTES of records (16 KiB, or SIZE-byte messages)
+ *   veil-profile open SUITE MBYTES [SIZE]  server opens MBYTES of such records
  *   veil-profile memory N [SUITE]      heap per established server connection
  *   veil-profile floor N               the server's public-key operations alone
  *
@@ -307,10 +307,11 @@ static int run_handshakes(unsigned long n)
 }
 
 static uint8_t g_data[RECORD_MESSAGE];
+static size_t g_msg_len = RECORD_MESSAGE; /* message bytes per record */
 
 NOINLINE static void cli_seal(struct side *s, veil_buf *out)
 {
-    int r = veil_conn_send(s->conn, VEIL_MSG_TEXT, 0, g_data, sizeof(g_data), out);
+    int r = veil_conn_send(s->conn, VEIL_MSG_TEXT, 0, g_data, g_msg_len, out);
     if (r != 0)
         die("veil_conn_send", r);
 }
@@ -321,7 +322,7 @@ static int run_bulk(int open, unsigned long mbytes)
 {
     struct side cli, srv;
     veil_buf c2s, s2c;
-    unsigned long records = mbytes * 1024 * 1024 / VEIL_MAX_CONTENT;
+    unsigned long records = mbytes * 1024 * 1024 / (g_msg_len + VEIL_MSG_HEADER_LEN);
     double spent = 0;
     veil_buf_init(&c2s);
     veil_buf_init(&s2c);
@@ -341,9 +342,10 @@ static int run_bulk(int open, unsigned long mbytes)
         fprintf(stderr, "veil-profile: %lu of %lu records opened\n", srv.msgs, records);
         return 1;
     }
-    printf("%s %s: %lu records of %d bytes, %.1f MB/s (%.2f us per record)\n", open ? "open" : "seal",
-           g_mode == VEIL_MODE_PLAINTEXT ? "plaintext" : veil_suite_name(g_suite), records, VEIL_MAX_CONTENT,
-           spent > 0 ? (double)records * VEIL_MAX_CONTENT / spent / 1e6 : 0.0,
+    double content = (double)(g_msg_len + VEIL_MSG_HEADER_LEN);
+    printf("%s %s: %lu records of %.0f bytes, %.1f MB/s (%.2f us per record)\n", open ? "open" : "seal",
+           g_mode == VEIL_MODE_PLAINTEXT ? "plaintext" : veil_suite_name(g_suite), records, content,
+           spent > 0 ? (double)records * content / spent / 1e6 : 0.0,
            records > 0 ? spent * 1e6 / (double)records : 0.0);
     cli_free(&cli);
     srv_free(&srv);
@@ -401,15 +403,16 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: veil-profile handshake N [SUITE]\n"
-            "       veil-profile seal|open SUITE MBYTES\n"
+            "       veil-profile seal|open SUITE MBYTES [SIZE]\n"
             "       veil-profile memory N [SUITE]\n"
             "       veil-profile floor N\n"
             "\n"
             "Runs a Veil client and server against each other in memory (libproto's\n"
             "public API, no sockets) and prints the CPU time of each side:\n"
             "  handshake  N full handshakes (X25519 + Ed25519 identity), fresh connections each\n"
-            "  seal       the client seals MBYTES of full 16 KiB records (veil_conn_send)\n"
-            "  open       the server opens MBYTES of full 16 KiB records (veil_conn_feed)\n"
+            "  seal       the client seals MBYTES of full 16 KiB records (veil_conn_send), or of\n"
+            "             records carrying SIZE-byte messages (1..16375) to see per-record costs\n"
+            "  open       the server opens MBYTES of such records (veil_conn_feed)\n"
             "  memory     heap bytes per server connection after a handshake, one message and its ACK\n"
             "  floor      N rounds of the server's public-key work done with OpenSSL directly (X25519\n"
             "             keygen + derive + Ed25519 sign, as openssl speed does); handshake runs it\n"
@@ -447,7 +450,7 @@ static int parse_suite(const char *s)
 
 int main(int argc, char **argv)
 {
-    unsigned long n;
+    unsigned long n, size;
     int ret;
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
@@ -465,9 +468,13 @@ int main(int argc, char **argv)
         ret = run_memory(n);
     else if (argc == 3 && strcmp(argv[1], "floor") == 0 && parse_count(argv[2], MAX_HANDSHAKES, &n) == 0)
         ret = (run_floor(n, 1), 0);
-    else if (argc == 4 && (strcmp(argv[1], "seal") == 0 || strcmp(argv[1], "open") == 0) &&
-             parse_suite(argv[2]) == 0 && parse_count(argv[3], MAX_MBYTES, &n) == 0)
+    else if ((argc == 4 || argc == 5) && (strcmp(argv[1], "seal") == 0 || strcmp(argv[1], "open") == 0) &&
+             parse_suite(argv[2]) == 0 && parse_count(argv[3], MAX_MBYTES, &n) == 0 &&
+             (argc == 4 || parse_count(argv[4], RECORD_MESSAGE, &size) == 0)) {
+        if (argc == 5)
+            g_msg_len = size;
         ret = run_bulk(strcmp(argv[1], "open") == 0, n);
+    }
     else {
         usage(stderr);
         ret = 2;

@@ -7,46 +7,6 @@
 
 #include "veil_internal.h"
 
-uint8_t veil_rd_u8(veil_reader *r)
-{
-    const uint8_t *p = veil_rd_bytes(r, 1);
-    return p != NULL ? p[0] : 0;
-}
-
-uint16_t veil_rd_u16(veil_reader *r)
-{
-    const uint8_t *p = veil_rd_bytes(r, 2);
-    return p != NULL ? (uint16_t)(p[0] << 8 | p[1]) : 0;
-}
-
-uint32_t veil_rd_u24(veil_reader *r)
-{
-    const uint8_t *p = veil_rd_bytes(r, 3);
-    return p != NULL ? ((uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2]) : 0;
-}
-
-uint64_t veil_rd_u64(veil_reader *r)
-{
-    const uint8_t *p = veil_rd_bytes(r, 8);
-    uint64_t v = 0;
-    if (p != NULL)
-        for (int i = 0; i < 8; i++)
-            v = v << 8 | p[i];
-    return v;
-}
-
-const uint8_t *veil_rd_bytes(veil_reader *r, size_t n)
-{
-    if (r->failed || veil_rd_left(r) < n) {
-        r->failed = true;
-        r->p = r->end;
-        return NULL;
-    }
-    const uint8_t *p = r->p;
-    r->p += n;
-    return p;
-}
-
 /*
  * Record header, PROTOCOL.md §2.1:
  *
@@ -67,9 +27,7 @@ int veil_header_decode(const uint8_t *p, size_t len, veil_header *h)
     h->flags = p[4];
     h->epoch = p[5];
     h->length = (uint16_t)(p[6] << 8 | p[7]);
-    h->seq = 0;
-    for (int i = 8; i < 16; i++)
-        h->seq = h->seq << 8 | p[i];
+    h->seq = veil_get_u64(p + 8);
     if (p[0] != VEIL_MAGIC0 || p[1] != VEIL_MAGIC1)
         return VEIL_PERR(VEIL_ALERT_DECODE_ERROR);
     if (h->version != VEIL_VERSION_1)

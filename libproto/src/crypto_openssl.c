@@ -579,13 +579,17 @@ int veil_cipher_seal(veil_cipher *c, const uint8_t hdr[VEIL_HEADER_LEN], uint64_
         return mac_record(c, hdr, body, CBC_IV_LEN + ct_len, body + CBC_IV_LEN + ct_len);
     }
     uint8_t nonce[AEAD_IV_LEN];
+    OSSL_PARAM tag[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
+                                                           body + pre_len + content_len, AEAD_TAG_LEN),
+                         OSSL_PARAM_construct_end()};
     aead_nonce(c, seq, nonce);
-    if (EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, nonce, 1) != 1 ||
+    if (EVP_CipherInit_ex2(c->ctx, NULL, NULL, nonce, 1, NULL) != 1 ||
         EVP_CipherUpdate(c->ctx, NULL, &n1, hdr, VEIL_HEADER_LEN) != 1)
         return VEIL_ERR_CRYPTO;
     if ((ret = encrypt_two(c, pre, pre_len, content, content_len, body, &ct_len)) != 0)
         return ret;
-    if (EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG_LEN, body + pre_len + content_len) != 1)
+    /* The tag straight from the provider (what EVP_CTRL_AEAD_GET_TAG wraps). */
+    if (EVP_CIPHER_CTX_get_params(c->ctx, tag) != 1)
         return VEIL_ERR_CRYPTO;
     return 0;
 }
@@ -621,8 +625,12 @@ int veil_cipher_open(veil_cipher *c, const uint8_t hdr[VEIL_HEADER_LEN], uint64_
     uint8_t nonce[AEAD_IV_LEN], tag[AEAD_TAG_LEN];
     aead_nonce(c, seq, nonce);
     memcpy(tag, body + ct_len, AEAD_TAG_LEN); /* in place, content may overwrite the body */
-    if (EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, nonce, 0) != 1 ||
-        EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG_LEN, tag) != 1 ||
+    /* Nonce and expected tag in one init: the tag goes to the provider as a
+     * parameter instead of through EVP_CIPHER_CTX_ctrl (docs/DESIGN.md 6.17).
+     * The provider still compares it in constant time in Final. */
+    OSSL_PARAM params[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, AEAD_TAG_LEN),
+                            OSSL_PARAM_construct_end()};
+    if (EVP_CipherInit_ex2(c->ctx, NULL, NULL, nonce, 0, params) != 1 ||
         EVP_CipherUpdate(c->ctx, NULL, &n1, hdr, VEIL_HEADER_LEN) != 1 ||
         EVP_CipherUpdate(c->ctx, content, &n1, body, (int)ct_len) != 1)
         return VEIL_ERR_CRYPTO;

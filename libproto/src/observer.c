@@ -29,7 +29,11 @@ struct veil_observer {
     uint8_t mode;
     uint16_t suite;
     obs_dir d[2];
-    uint8_t content[VEIL_MAX_BODY];
+    /* Decrypted content of the current record: allocated at the first
+     * decryption (a plaintext or keyless session never needs it), and wiped
+     * up to the most it ever held when the observer is freed. */
+    uint8_t *content;
+    size_t content_used;
 };
 
 int veil_observer_new(const veil_keylog *keys, veil_observer **out)
@@ -57,6 +61,10 @@ void veil_observer_free(veil_observer *o)
         veil_buf_free(&o->d[i].pending);
     }
     veil_hash_free(o->transcript);
+    if (o->content != NULL) {
+        veil_wipe(o->content, o->content_used);
+        free(o->content);
+    }
     veil_memzero(o, sizeof(*o));
     free(o);
 }
@@ -242,6 +250,10 @@ static veil_body_status decrypt(veil_observer *o, int dir, const uint8_t *p, vei
     for (int i = 0; i < 255 && d->keys.epoch != rec->hdr.epoch; i++)
         if (veil_dir_next_epoch(&d->keys) != 0)
             return VEIL_BODY_UNSUPPORTED;
+    if (o->content == NULL && (o->content = malloc(VEIL_MAX_BODY)) == NULL)
+        return VEIL_BODY_UNSUPPORTED;
+    if (o->content_used < rec->hdr.length)
+        o->content_used = rec->hdr.length; /* what a failed open may have touched too */
     if (veil_cipher_open(d->keys.cipher, p, rec->hdr.seq, rec->body, rec->hdr.length, o->content,
                          &rec->content_len) != 0)
         return VEIL_BODY_AUTH_FAILED;
@@ -249,18 +261,14 @@ static veil_body_status decrypt(veil_observer *o, int dir, const uint8_t *p, vei
     return VEIL_BODY_DECRYPTED;
 }
 
-int veil_observer_record(veil_observer *o, int dir, const uint8_t *p, size_t len, veil_observed_record *rec)
+/* veil_observer_record for a header already decoded (and len checked) by the caller. */
+static void observe(veil_observer *o, int dir, const veil_header *h, const uint8_t *p, size_t len,
+                    veil_observed_record *rec)
 {
-    int ret;
-    if (dir != VEIL_DIR_CLIENT_TO_SERVER && dir != VEIL_DIR_SERVER_TO_CLIENT)
-        return VEIL_ERR_INVALID_ARG;
     memset(rec, 0, sizeof(*rec));
     rec->dir = dir;
     rec->offset = o->d[dir].offset;
-    if ((ret = veil_header_decode(p, len, &rec->hdr)) != 0)
-        return ret == VEIL_ERR_NEED_MORE ? VEIL_PERR(VEIL_ALERT_DECODE_ERROR) : ret;
-    if (len != VEIL_HEADER_LEN + (size_t)rec->hdr.length)
-        return VEIL_PERR(VEIL_ALERT_DECODE_ERROR);
+    rec->hdr = *h;
     o->d[dir].offset += len;
     rec->body = p + VEIL_HEADER_LEN;
     rec->seq_expected = o->d[dir].next_seq;
@@ -278,7 +286,25 @@ int veil_observer_record(veil_observer *o, int dir, const uint8_t *p, size_t len
     }
     if (rec->content != NULL)
         rec->parse_error = parse_content(o, rec);
-    return 0;
+}
+
+int veil_observer_record(veil_observer *o, int dir, const uint8_t *p, size_t len, veil_observed_record *rec)
+{
+    veil_header h;
+    int ret;
+    if (dir != VEIL_DIR_CLIENT_TO_SERVER && dir != VEIL_DIR_SERVER_TO_CLIENT)
+        return VEIL_ERR_INVALID_ARG;
+    ret = veil_header_decode(p, len, &h);
+    if (ret == 0 && len == VEIL_HEADER_LEN + (size_t)h.length) {
+        observe(o, dir, &h, p, len, rec);
+        return 0;
+    }
+    /* Rejected: what the header said, nothing else. */
+    memset(rec, 0, sizeof(*rec));
+    rec->dir = dir;
+    rec->offset = o->d[dir].offset;
+    rec->hdr = h;
+    return ret == 0 || ret == VEIL_ERR_NEED_MORE ? VEIL_PERR(VEIL_ALERT_DECODE_ERROR) : ret;
 }
 
 int veil_observer_feed(veil_observer *o, int dir, const uint8_t *p, size_t len, veil_observer_cb cb, void *user)
@@ -304,11 +330,8 @@ int veil_observer_feed(veil_observer *o, int dir, const uint8_t *p, size_t len, 
         size_t n = VEIL_HEADER_LEN + (size_t)h.length;
         if (d->pending.len - off < n)
             break;
-        if ((ret = veil_observer_record(o, dir, d->pending.base + off, n, &rec)) != 0) {
-            d->desync = true;
-            d->pending.len = 0;
-            return ret;
-        }
+        /* The header is decoded and the length known: straight to the body. */
+        observe(o, dir, &h, d->pending.base + off, n, &rec);
         off += n;
         if (cb != NULL && (ret = cb(user, &rec)) != 0) {
             veil_buf_consume(&d->pending, off);

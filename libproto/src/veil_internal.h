@@ -33,12 +33,46 @@ static inline void veil_rd_init(veil_reader *r, const uint8_t *p, size_t len)
     r->failed = false;
 }
 static inline size_t veil_rd_left(const veil_reader *r) { return (size_t)(r->end - r->p); }
-uint8_t veil_rd_u8(veil_reader *r);
-uint16_t veil_rd_u16(veil_reader *r);
-uint32_t veil_rd_u24(veil_reader *r);
-uint64_t veil_rd_u64(veil_reader *r);
+/* The readers are inline: they sit on every record's path (message
+ * headers, alerts), where a call per field cost more than the field. */
 /* Returns a pointer to the next n bytes, or NULL (and failed) if fewer remain. */
-const uint8_t *veil_rd_bytes(veil_reader *r, size_t n);
+static inline const uint8_t *veil_rd_bytes(veil_reader *r, size_t n)
+{
+    if (r->failed || veil_rd_left(r) < n) {
+        r->failed = true;
+        r->p = r->end;
+        return NULL;
+    }
+    const uint8_t *p = r->p;
+    r->p += n;
+    return p;
+}
+static inline uint8_t veil_rd_u8(veil_reader *r)
+{
+    const uint8_t *p = veil_rd_bytes(r, 1);
+    return p != NULL ? p[0] : 0;
+}
+static inline uint16_t veil_rd_u16(veil_reader *r)
+{
+    const uint8_t *p = veil_rd_bytes(r, 2);
+    return p != NULL ? (uint16_t)(p[0] << 8 | p[1]) : 0;
+}
+static inline uint32_t veil_rd_u24(veil_reader *r)
+{
+    const uint8_t *p = veil_rd_bytes(r, 3);
+    return p != NULL ? ((uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2]) : 0;
+}
+/* Big-endian u64 at p (any alignment); compilers make this one load and a bswap. */
+static inline uint64_t veil_get_u64(const uint8_t *p)
+{
+    return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 | (uint64_t)p[2] << 40 | (uint64_t)p[3] << 32 |
+           (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 | (uint64_t)p[6] << 8 | (uint64_t)p[7];
+}
+static inline uint64_t veil_rd_u64(veil_reader *r)
+{
+    const uint8_t *p = veil_rd_bytes(r, 8);
+    return p != NULL ? veil_get_u64(p) : 0;
+}
 /* Structure fully consumed and no read failed? */
 static inline bool veil_rd_done(const veil_reader *r) { return !r->failed && r->p == r->end; }
 
@@ -90,6 +124,13 @@ static inline void veil_wipe(void *p, size_t n)
     veil_memzero(p, n);
 #endif
 }
+
+/* CRC-32C implementations behind veil_crc32c (crc32c.c), for tests: the
+ * portable tables, and the SSE4.2 instruction (which falls back to the tables
+ * when the CPU lacks it; veil_crc32c_hw_available says whether it does). */
+uint32_t veil_crc32c_table(uint32_t crc, const uint8_t *p, size_t n);
+uint32_t veil_crc32c_hw(uint32_t crc, const uint8_t *p, size_t n);
+bool veil_crc32c_hw_available(void);
 
 /* Like veil_buf_reserve, but grows to exactly len + n bytes (no doubling):
  * for a buffer whose final size is known, such as one carried-over record. */

@@ -790,6 +790,74 @@ static void test_encryption_state_mismatch(void **st)
     veil_dir_clear(&rx);
 }
 
+/*
+ * veil_cipher_open directly, every suite, interleaving failures and successes
+ * on one context: the nonce (sequence), the header (AAD), the tag and the
+ * body are each checked, a failed open leaves no plaintext behind, and a
+ * failure does not spoil the context for the next record (the nonce and the
+ * expected tag are set anew for every record).
+ */
+static void test_cipher_open_rejects(void **st)
+{
+    (void)st;
+    static uint8_t rec[VEIL_HEADER_LEN + VEIL_MAX_BODY], bad[VEIL_HEADER_LEN + VEIL_MAX_BODY];
+    for (size_t s = 0; s < N_SUITES; s++) {
+        for (size_t li = 0; li < sizeof(lengths) / sizeof(lengths[0]); li++) {
+            veil_dir tx, rx;
+            veil_buf out;
+            test_rng rng;
+            size_t len = lengths[li], got;
+            keyed(&tx, &rx, suites[s]);
+            test_rng_init(&rng, "open");
+            veil_buf_init(&out);
+            tx.seq = 0x1122334455667788u;
+            assert_int_equal(veil_record_write(&tx, VEIL_REC_APPDATA, content_in, len, test_rng_cb, &rng, &out), 0);
+            size_t n = out.len, body_len = n - VEIL_HEADER_LEN;
+            memcpy(rec, out.base, n);
+            const uint64_t seq = 0x1122334455667788u;
+            for (int round = 0; round < 2; round++) {
+                /* Wrong sequence number (nonce; for CBC only the header is MACed, so it must still open). */
+                memset(opened, 0xAA, body_len);
+                int ret = veil_cipher_open(rx.cipher, rec, seq + 1, rec + VEIL_HEADER_LEN, body_len, opened, &got);
+                if (veil_suite_is_cbc(suites[s])) {
+                    assert_int_equal(ret, 0);
+                } else {
+                    assert_int_equal(ret, BAD_RECORD_MAC);
+                    for (size_t i = 0; i < body_len - 16; i++)
+                        assert_int_equal(opened[i], 0); /* no unauthenticated plaintext */
+                }
+                /* Wrong header byte (AAD / MAC input). */
+                memcpy(bad, rec, n);
+                bad[3] ^= 0x80;
+                assert_int_equal(veil_cipher_open(rx.cipher, bad, seq, bad + VEIL_HEADER_LEN, body_len, opened, &got),
+                                 BAD_RECORD_MAC);
+                /* Wrong last byte of the tag / MAC; wrong first body byte. */
+                bad[3] ^= 0x80;
+                bad[n - 1] ^= 0x01;
+                assert_int_equal(veil_cipher_open(rx.cipher, bad, seq, bad + VEIL_HEADER_LEN, body_len, opened, &got),
+                                 BAD_RECORD_MAC);
+                bad[n - 1] ^= 0x01;
+                bad[VEIL_HEADER_LEN] ^= 0x01;
+                assert_int_equal(veil_cipher_open(rx.cipher, bad, seq, bad + VEIL_HEADER_LEN, body_len, opened, &got),
+                                 BAD_RECORD_MAC);
+                /* The right record still opens after all those, in place too. */
+                assert_int_equal(veil_cipher_open(rx.cipher, rec, seq, rec + VEIL_HEADER_LEN, body_len, opened, &got), 0);
+                assert_int_equal(got, len);
+                assert_memory_equal(opened, content_in, len);
+                memcpy(bad, rec, n);
+                uint8_t *in_place = bad + VEIL_HEADER_LEN + (veil_suite_is_cbc(suites[s]) ? 16 : 0);
+                assert_int_equal(veil_cipher_open(rx.cipher, bad, seq, bad + VEIL_HEADER_LEN, body_len, in_place, &got),
+                                 0);
+                assert_int_equal(got, len);
+                assert_memory_equal(in_place, content_in, len);
+            }
+            veil_buf_free(&out);
+            veil_dir_clear(&tx);
+            veil_dir_clear(&rx);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -807,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_next_epoch),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_encryption_state_mismatch),
+        cmocka_unit_test(test_cipher_open_rejects),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
