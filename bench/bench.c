@@ -45,7 +45,7 @@ static const char *const SYNOPSIS = "veil-bench serve|get|handshakes|scale|echo 
 
 #define IO_TIMEOUT_MS 10000 /* any single wait on a peer */
 #define RDBUF_LEN (256 * 1024)
-#define SEND_BATCH (256 * 1024) /* bulk server: bytes sealed per send */
+#define SEND_BATCH (64 * 1024) /* bulk server: default bytes sealed per send (4 records) */
 
 static uint8_t g_rdbuf[RDBUF_LEN];
 
@@ -56,9 +56,10 @@ static void usage(void)
         "The network half of Veil's benchmarks (bench/run.sh runs it against OpenSSL\n"
         "in the same invocation; see bench/README.md).  Results are key=value lines\n"
         "on standard output; progress and errors go to standard error.\n\n"
-        "  serve --key FILE [--port N] [--port-file F] [--bytes N] [--suite S]\n"
+        "  serve --key FILE [--port N] [--port-file F] [--bytes N] [--suite S] [--batch B]\n"
         "        bulk server on 127.0.0.1: each connection gets N bytes (default 1 GiB)\n"
-        "        of application data in full-size messages, then close_notify.\n"
+        "        of application data in full-size messages, sealed B bytes (default\n"
+        "        64 KiB) at a time between sends, then close_notify.\n"
         "        Serves one connection at a time, like openssl s_server, until killed.\n"
         "  get HOST:PORT [--time SEC] [--suite S]\n"
         "        downloads from 'serve' connection after connection, decrypting\n"
@@ -296,7 +297,7 @@ static void on_signal(int sig)
     g_stop = 1;
 }
 
-static int serve_one(int fd, const veil_config *cfg, uint64_t bytes)
+static int serve_one(int fd, const veil_config *cfg, uint64_t bytes, size_t batch)
 {
     static uint8_t payload[VEIL_MAX_MESSAGE];
     struct bconn b;
@@ -304,7 +305,7 @@ static int serve_one(int fd, const veil_config *cfg, uint64_t bytes)
     int ok = bconn_handshake(&b) == 0;
     uint64_t left = bytes;
     while (ok && left > 0 && !g_stop) {
-        while (left > 0 && b.out.len < SEND_BATCH) {
+        while (left > 0 && b.out.len < batch) {
             size_t n = left < sizeof payload ? (size_t)left : sizeof payload;
             if (veil_conn_send(b.vc, VEIL_MSG_TEXT, 0, payload, n, &b.out) != 0) {
                 ok = 0;
@@ -326,18 +327,25 @@ static int cmd_serve(int argc, char **argv)
     const char *key = NULL, *port_file = NULL;
     unsigned long port = 0;
     uint64_t bytes = 1ull << 30;
+    size_t batch = SEND_BATCH;
     uint16_t suite = 0;
     static const struct option opts[] = {{"key", required_argument, NULL, 'k'},
+                                         {"batch", required_argument, NULL, 'B'},
                                          {"port", required_argument, NULL, 'p'},
                                          {"port-file", required_argument, NULL, 'P'},
                                          {"bytes", required_argument, NULL, 'b'},
                                          {"suite", required_argument, NULL, 's'},
                                          {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "k:p:P:b:s:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "k:p:P:b:s:B:", opts, NULL)) != -1) {
         unsigned long v;
         switch (c) {
         case 'k': key = optarg; break;
+        case 'B':
+            if (vapp_parse_ulong(optarg, 1, 64ul << 20, &v) != 0)
+                vapp_usage_error(PROG, SYNOPSIS, "--batch: 1 to 64 MiB, not '%s'", optarg);
+            batch = v;
+            break;
         case 'p':
             if (vapp_parse_ulong(optarg, 0, 65535, &port) != 0)
                 vapp_usage_error(PROG, SYNOPSIS, "bad port '%s'", optarg);
@@ -382,7 +390,7 @@ static int cmd_serve(int argc, char **argv)
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         vapp_set_nodelay(fd);
-        if (serve_one(fd, &cfg, bytes) == 0)
+        if (serve_one(fd, &cfg, bytes, batch) == 0)
             served++;
         else
             failed++;
