@@ -65,6 +65,22 @@ static void digits(char *out, unsigned v, int n)
     }
 }
 
+/* "00" to "99": two decimal digits per division. */
+static const char DIGITS2[201] = "0001020304050607080910111213141516171819"
+                                 "2021222324252627282930313233343536373839"
+                                 "4041424344454647484950515253545556575859"
+                                 "6061626364656667686970717273747576777879"
+                                 "8081828384858687888990919293949596979899";
+
+/* The six digits of a microsecond fraction (v < 1000000) at out. */
+static void digits6(char *out, unsigned v)
+{
+    unsigned a = v / 10000, m = v % 10000, b = m / 100, c = m % 100;
+    memcpy(out, DIGITS2 + 2 * a, 2);
+    memcpy(out + 2, DIGITS2 + 2 * b, 2);
+    memcpy(out + 4, DIGITS2 + 2 * c, 2);
+}
+
 /* vc_format_ns's text at out (room for VC_TIMESTR_LEN); returns its length. */
 static size_t format_ns(uint64_t ns, char *out)
 {
@@ -73,7 +89,7 @@ static size_t format_ns(uint64_t ns, char *out)
         return (size_t)snprintf(out, VC_TIMESTR_LEN, "@%" PRIu64, ns);
     memcpy(out, cache.text, CAL_LEN);
     out[CAL_LEN] = '.';
-    digits(out + CAL_LEN + 1, (unsigned)((ns % 1000000000u) / 1000u), 6);
+    digits6(out + CAL_LEN + 1, (unsigned)((ns % 1000000000u) / 1000u));
     out[CAL_LEN + 7] = 'Z';
     out[CAL_LEN + 8] = '\0';
     return CAL_LEN + 8;
@@ -271,19 +287,93 @@ static void put(lbuf *b, const char *s, size_t n)
     b->len += n;
 }
 
-static void puts_(lbuf *b, const char *s) { put(b, s, strlen(s)); }
+/* put() for long runs (the message text): a call to memcpy, where the
+ * compiler would otherwise expand a copy of a bounded length inline, byte by
+ * byte. */
+__attribute__((noinline)) static void put_long(lbuf *b, const char *s, size_t n) { put(b, s, n); }
 
-static void putc_(lbuf *b, char c) { put(b, &c, 1); }
+/* 1 if n more bytes (and the final NUL) fit. */
+static int fits(const lbuf *b, size_t n) { return b->cap - 1 - b->len >= n; }
+
+static void putc_(lbuf *b, char c)
+{
+    if (b->len < b->cap - 1)
+        b->p[b->len++] = c;
+}
 
 static void put_u64(lbuf *b, uint64_t v)
 {
+    if (fits(b, 20)) { /* in place: count the digits, then fill from the right */
+        size_t n = 1;
+        for (uint64_t t = v; t >= 10; t /= 10)
+            n++;
+        char *o = b->p + b->len + n;
+        b->len += n;
+        while (v >= 100) {
+            unsigned k = (unsigned)(v % 100) * 2;
+            v /= 100;
+            *--o = DIGITS2[k + 1];
+            *--o = DIGITS2[k];
+        }
+        if (v >= 10) {
+            *--o = DIGITS2[v * 2 + 1];
+            *--o = DIGITS2[v * 2];
+        } else {
+            *--o = (char)('0' + v);
+        }
+        return;
+    }
     char d[20];
     size_t i = sizeof d;
-    do {
-        d[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
+    while (v >= 100) {
+        unsigned k = (unsigned)(v % 100) * 2;
+        v /= 100;
+        d[--i] = DIGITS2[k + 1];
+        d[--i] = DIGITS2[k];
+    }
+    if (v >= 10) {
+        d[--i] = DIGITS2[v * 2 + 1];
+        d[--i] = DIGITS2[v * 2];
+    } else {
+        d[--i] = (char)('0' + v);
+    }
     put(b, d + i, sizeof d - i);
+}
+
+/*
+ * Names of the one-byte values a record line shows (record type, handshake
+ * message, message kind), resolved through libproto's name functions and
+ * named() once per value and kept with their length: the same text, without
+ * a strcmp and a strlen per record.
+ */
+#define NAME_PAD 32
+typedef struct name_entry {
+    const char *s; /* NULL until resolved */
+    size_t len;
+    char unknown[16]; /* "unknown(0x00NN)" */
+    char pad[NAME_PAD]; /* s and zeros, when len < NAME_PAD: copied whole */
+} name_entry;
+
+static const name_entry *name_of(name_entry tab[256], const char *(*fn)(uint8_t), uint8_t v)
+{
+    name_entry *e = &tab[v];
+    if (e->s == NULL) {
+        e->s = named(e->unknown, sizeof e->unknown, fn(v), v);
+        e->len = strlen(e->s);
+        if (e->len < NAME_PAD)
+            memcpy(e->pad, e->s, e->len);
+    }
+    return e;
+}
+
+static void put_name(lbuf *b, const name_entry *e)
+{
+    if (e->len < NAME_PAD && fits(b, NAME_PAD)) { /* a fixed-size copy: no byte loop */
+        memcpy(b->p + b->len, e->pad, NAME_PAD);
+        b->len += e->len;
+        return;
+    }
+    put(b, e->s, e->len);
 }
 
 /*
@@ -311,25 +401,49 @@ static int plain_ascii(const uint8_t *p, size_t n)
     return 1;
 }
 
+static name_entry type_names[256], hs_names[256], kind_names[256];
+
 /* What details() writes for an application message, appended to b. */
 static void put_message(lbuf *b, const veil_observed_record *r)
 {
-    char b1[64];
-    puts_(b, named(b1, sizeof b1, veil_msg_kind_name(r->msg_kind), r->msg_kind));
+    put_name(b, name_of(kind_names, veil_msg_kind_name, r->msg_kind));
     put(b, " \"", 2);
     size_t n = r->msg_len < TEXT_MAX ? r->msg_len : TEXT_MAX;
     if (plain_ascii(r->msg_data, n)) {
-        put(b, (const char *)r->msg_data, n);
+        put_long(b, (const char *)r->msg_data, n);
     } else {
         static char text[VAPP_SANITIZED_MAX(TEXT_MAX)];
         vapp_sanitize(r->msg_data, n, text, sizeof text);
-        puts_(b, text);
+        put(b, text, strlen(text));
     }
     if (n < r->msg_len)
         put(b, "...", 3);
     put(b, "\" sent=", 7);
+    if (fits(b, VAPP_TIMESTR_LEN)) {
+        b->len += format_ms(r->msg_timestamp_ms, b->p + b->len);
+        return;
+    }
     char ts[VAPP_TIMESTR_LEN];
     put(b, ts, format_ms(r->msg_timestamp_ms, ts));
+}
+
+/* PROTECTION as printed: "clear", "clear!bad_crc", "enc:decrypted", ... */
+static void put_protection(lbuf *b, const veil_observed_record *r)
+{
+    if (r->hdr.flags & VEIL_FLAG_ENCRYPTED) {
+        if (r->status == VEIL_BODY_DECRYPTED) {
+            put(b, "enc:decrypted", 13);
+            return;
+        }
+        put(b, "enc:", 4);
+    } else if (r->status == VEIL_BODY_PLAINTEXT) {
+        put(b, "clear", 5);
+        return;
+    } else {
+        put(b, "clear!", 6);
+    }
+    const char *tok = vc_status_token(r->status);
+    put(b, tok, strlen(tok));
 }
 
 /* TIME #STREAM DIR TYPE seq=SEQ len=LENGTH PROTECTION [CONTENT] (docs/CAPTURE.md) */
@@ -339,19 +453,15 @@ static void record_line(FILE *f, const vc_event *ev, unsigned long id)
     static char det[4096];
     const veil_observed_record *r = ev->rec;
     lbuf b = {line, 0, sizeof line};
-    char tmp[VC_TIMESTR_LEN];
-    put(&b, tmp, format_ns(ev->ts_ns, tmp));
+    b.len = format_ns(ev->ts_ns, line); /* at most VC_TIMESTR_LEN - 1 bytes */
     put(&b, " #", 2);
     put_u64(&b, id);
-    putc_(&b, ' ');
-    puts_(&b, vc_dir_name(ev->dir));
-    putc_(&b, ' ');
-    char b1[32], b2[32];
-    puts_(&b, named(b1, sizeof b1, veil_record_type_name(r->hdr.type), r->hdr.type));
+    put(&b, ev->dir == VC_C2S ? " C>S " : " S>C ", 5);
+    put_name(&b, name_of(type_names, veil_record_type_name, r->hdr.type));
     if (r->hdr.type == VEIL_REC_HANDSHAKE && r->content != NULL && r->content_len >= 1 &&
         (r->parse_error == 0 || r->hs_type != 0)) {
         putc_(&b, '/');
-        puts_(&b, named(b2, sizeof b2, veil_hs_type_name(r->hs_type), r->hs_type));
+        put_name(&b, name_of(hs_names, veil_hs_type_name, r->hs_type));
     }
     put(&b, " seq=", 5);
     put_u64(&b, r->hdr.seq);
@@ -363,15 +473,7 @@ static void record_line(FILE *f, const vc_event *ev, unsigned long id)
     put(&b, " len=", 5);
     put_u64(&b, r->hdr.length);
     putc_(&b, ' ');
-    if (r->hdr.flags & VEIL_FLAG_ENCRYPTED) {
-        put(&b, "enc:", 4);
-        puts_(&b, vc_status_token(r->status));
-    } else if (r->status == VEIL_BODY_PLAINTEXT) {
-        put(&b, "clear", 5);
-    } else {
-        put(&b, "clear!", 6);
-        puts_(&b, vc_status_token(r->status));
-    }
+    put_protection(&b, r);
     if (r->content != NULL && r->parse_error == 0 && r->hdr.type == VEIL_REC_APPDATA) {
         putc_(&b, ' ');
         put_message(&b, r);
@@ -379,7 +481,7 @@ static void record_line(FILE *f, const vc_event *ev, unsigned long id)
         details(r, det, sizeof det);
         if (det[0] != '\0') {
             putc_(&b, ' ');
-            puts_(&b, det);
+            put(&b, det, strlen(det));
         }
     }
     putc_(&b, '\n');
