@@ -36,6 +36,7 @@ static struct {
     EVP_CIPHER *aes_256_gcm, *chacha20_poly1305, *aes_256_cbc;
     EVP_MAC_CTX *hmac_proto; /* HMAC-SHA256 */
     EVP_KDF_CTX *hkdf_proto; /* HKDF-SHA256; NULL if it cannot be copied */
+    EVP_PKEY_CTX *x25519;    /* X25519 key management, fromdata-initialised */
     bool ok;
 } alg;
 static pthread_once_t alg_once = PTHREAD_ONCE_INIT;
@@ -53,10 +54,14 @@ static void alg_fetch(void)
     alg.aes_256_cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
     alg.hmac_proto = alg.hmac != NULL ? EVP_MAC_CTX_new(alg.hmac) : NULL;
     alg.hkdf_proto = alg.hkdf != NULL ? EVP_KDF_CTX_new(alg.hkdf) : NULL;
+    /* EVP_PKEY_fromdata only reads its context (the operation and the
+     * key management), so one context serves every thread. */
+    alg.x25519 = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
     /* An HMAC context can only be copied once keyed: the prototype gets a
      * dummy key, and every user re-keys its copy. */
     alg.ok = alg.sha256 != NULL && alg.hkdf != NULL && alg.aes_256_gcm != NULL &&
              alg.chacha20_poly1305 != NULL && alg.aes_256_cbc != NULL && alg.hmac_proto != NULL &&
+             alg.x25519 != NULL && EVP_PKEY_fromdata_init(alg.x25519) == 1 &&
              EVP_MAC_init(alg.hmac_proto, dummy_key, sizeof(dummy_key), digest) == 1;
     EVP_KDF_CTX *copy = NULL;
     if (alg.hkdf_proto == NULL || EVP_KDF_CTX_set_params(alg.hkdf_proto, digest) != 1 ||
@@ -188,12 +193,27 @@ struct veil_pkey {
 
 static int pkey_wrap(EVP_PKEY *k, veil_pkey **out);
 
+/* An X25519 key from 32 raw bytes, through the shared fromdata context:
+ * EVP_PKEY_new_raw_*_key does the same import but first looks the key type
+ * up by name and makes a context for it, on every call (docs/DESIGN.md 6.17). */
+static EVP_PKEY *x25519_key(const uint8_t raw[VEIL_X25519_LEN], bool priv)
+{
+    OSSL_PARAM params[2] = {OSSL_PARAM_construct_octet_string(priv ? OSSL_PKEY_PARAM_PRIV_KEY : OSSL_PKEY_PARAM_PUB_KEY,
+                                                              (void *)raw, VEIL_X25519_LEN),
+                            OSSL_PARAM_construct_end()};
+    EVP_PKEY *k = NULL;
+    if (!alg_ready() ||
+        EVP_PKEY_fromdata(alg.x25519, &k, priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, params) != 1)
+        return NULL;
+    return k;
+}
+
 /* Making an EVP_PKEY from a private key computes its public key (a scalar
  * multiplication), so the key made for the public value is kept for the
  * derivation instead of being made twice. */
 int veil_x25519_keypair(const uint8_t priv[VEIL_X25519_LEN], uint8_t pub[VEIL_X25519_LEN], veil_pkey **out)
 {
-    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, VEIL_X25519_LEN);
+    EVP_PKEY *k = x25519_key(priv, true);
     size_t len = VEIL_X25519_LEN;
     if (k == NULL || EVP_PKEY_get_raw_public_key(k, pub, &len) != 1 || len != VEIL_X25519_LEN) {
         EVP_PKEY_free(k);
@@ -203,16 +223,20 @@ int veil_x25519_keypair(const uint8_t priv[VEIL_X25519_LEN], uint8_t pub[VEIL_X2
     return ret == VEIL_ERR_KEY_FORMAT ? VEIL_ERR_CRYPTO : ret;
 }
 
-/* Fails (illegal_parameter) for a peer key that yields the all-zero secret. */
+/* Fails (illegal_parameter) for a peer key that yields the all-zero secret:
+ * OpenSSL's X25519 derivation refuses it (RFC 7748 §6.1).  The peer is set
+ * without EVP_PKEY_public_check, which for X25519 only asks whether the key
+ * has a public part (a key imported from 32 bytes always has) and cost a
+ * second context with its own key-type lookup. */
 int veil_x25519_derive_key(const veil_pkey *key, const uint8_t peer[VEIL_X25519_LEN],
                            uint8_t shared[VEIL_X25519_LEN])
 {
-    EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer, VEIL_X25519_LEN);
+    EVP_PKEY *pk = x25519_key(peer, false);
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
     size_t len = VEIL_X25519_LEN;
     int ret = VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
     if (ctx != NULL && pk != NULL && EVP_PKEY_derive_init(ctx) == 1 &&
-        EVP_PKEY_derive_set_peer(ctx, pk) == 1 && EVP_PKEY_derive(ctx, shared, &len) == 1 &&
+        EVP_PKEY_derive_set_peer_ex(ctx, pk, 0) == 1 && EVP_PKEY_derive(ctx, shared, &len) == 1 &&
         len == VEIL_X25519_LEN)
         ret = 0;
     EVP_PKEY_CTX_free(ctx);
