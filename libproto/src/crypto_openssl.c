@@ -189,6 +189,7 @@ int veil_hkdf_expand(const uint8_t *prk, const uint8_t *info, size_t info_len, u
 
 struct veil_pkey {
     EVP_PKEY *pkey;
+    EVP_MD_CTX *ed_sign; /* Ed25519 private keys: a signing context, never used directly */
 };
 
 static int pkey_wrap(EVP_PKEY *k, veil_pkey **out);
@@ -278,13 +279,34 @@ static int pkey_wrap(EVP_PKEY *k, veil_pkey **out)
         return VEIL_ERR_NOMEM;
     }
     w->pkey = k;
+    w->ed_sign = NULL;
     *out = w;
+    return 0;
+}
+
+/* Wraps a private key.  An Ed25519 key gets a signing context initialised
+ * once: EVP_DigestSignInit_ex makes a key context, with a lookup of the key
+ * type, and fetches the signature method on every call, while copying a
+ * prepared context only duplicates it (docs/DESIGN.md 6.17).  The copy reads
+ * the prepared context only, so an identity shared by many connections and
+ * threads can sign concurrently.  Without it (no memory) signing initialises
+ * a context per signature as before. */
+static int pkey_wrap_private(EVP_PKEY *k, veil_pkey **out)
+{
+    int ret = pkey_wrap(k, out);
+    if (ret != 0 || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519)
+        return ret;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (md != NULL && EVP_DigestSignInit_ex(md, NULL, NULL, NULL, NULL, k, NULL) == 1)
+        (*out)->ed_sign = md;
+    else
+        EVP_MD_CTX_free(md);
     return 0;
 }
 
 int veil_pkey_ed25519_from_seed(const uint8_t seed[32], veil_pkey **out)
 {
-    return pkey_wrap(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32), out);
+    return pkey_wrap_private(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32), out);
 }
 
 /* Never prompt: libproto has no terminal; an encrypted key is a format error. */
@@ -306,7 +328,7 @@ int veil_pkey_from_pem(const char *pem, size_t len, veil_pkey **out)
         return VEIL_ERR_NOMEM;
     EVP_PKEY *k = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
     BIO_free(bio);
-    return pkey_wrap(k, out);
+    return pkey_wrap_private(k, out);
 }
 
 static int bio_drain(BIO *bio, veil_buf *out)
@@ -385,8 +407,16 @@ int veil_pkey_sign(const veil_pkey *k, const uint8_t *msg, size_t len, veil_buf 
     int ret = VEIL_ERR_CRYPTO;
     EVP_PKEY_CTX *pctx = NULL;
     bool rsa = veil_pkey_is_rsa(k);
-    if (md == NULL || EVP_DigestSignInit_ex(md, &pctx, rsa ? "SHA256" : NULL, NULL, NULL, k->pkey, NULL) != 1 ||
-        (rsa && !pss_setup(pctx)) || EVP_DigestSign(md, NULL, &sig_len, msg, len) != 1)
+    if (md == NULL)
+        goto Exit;
+    if (k->ed_sign != NULL) {
+        if (EVP_MD_CTX_copy_ex(md, k->ed_sign) != 1)
+            goto Exit;
+    } else if (EVP_DigestSignInit_ex(md, &pctx, rsa ? "SHA256" : NULL, NULL, NULL, k->pkey, NULL) != 1 ||
+               (rsa && !pss_setup(pctx))) {
+        goto Exit;
+    }
+    if (EVP_DigestSign(md, NULL, &sig_len, msg, len) != 1)
         goto Exit;
     if ((ret = veil_buf_reserve(sig, sig_len)) != 0)
         goto Exit;
@@ -417,6 +447,7 @@ void veil_pkey_free(veil_pkey *k)
 {
     if (k == NULL)
         return;
+    EVP_MD_CTX_free(k->ed_sign);
     EVP_PKEY_free(k->pkey);
     free(k);
 }
