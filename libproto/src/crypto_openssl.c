@@ -36,6 +36,7 @@ static struct {
     EVP_CIPHER *aes_256_gcm, *chacha20_poly1305, *aes_256_cbc;
     EVP_MAC_CTX *hmac_proto; /* HMAC-SHA256 */
     EVP_KDF_CTX *hkdf_proto; /* HKDF-SHA256; NULL if it cannot be copied */
+    EVP_PKEY_CTX *x25519;    /* X25519 key management, fromdata-initialised */
     bool ok;
 } alg;
 static pthread_once_t alg_once = PTHREAD_ONCE_INIT;
@@ -53,10 +54,14 @@ static void alg_fetch(void)
     alg.aes_256_cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
     alg.hmac_proto = alg.hmac != NULL ? EVP_MAC_CTX_new(alg.hmac) : NULL;
     alg.hkdf_proto = alg.hkdf != NULL ? EVP_KDF_CTX_new(alg.hkdf) : NULL;
+    /* EVP_PKEY_fromdata only reads its context (the operation and the
+     * key management), so one context serves every thread. */
+    alg.x25519 = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
     /* An HMAC context can only be copied once keyed: the prototype gets a
      * dummy key, and every user re-keys its copy. */
     alg.ok = alg.sha256 != NULL && alg.hkdf != NULL && alg.aes_256_gcm != NULL &&
              alg.chacha20_poly1305 != NULL && alg.aes_256_cbc != NULL && alg.hmac_proto != NULL &&
+             alg.x25519 != NULL && EVP_PKEY_fromdata_init(alg.x25519) == 1 &&
              EVP_MAC_init(alg.hmac_proto, dummy_key, sizeof(dummy_key), digest) == 1;
     EVP_KDF_CTX *copy = NULL;
     if (alg.hkdf_proto == NULL || EVP_KDF_CTX_set_params(alg.hkdf_proto, digest) != 1 ||
@@ -184,16 +189,32 @@ int veil_hkdf_expand(const uint8_t *prk, const uint8_t *info, size_t info_len, u
 
 struct veil_pkey {
     EVP_PKEY *pkey;
+    EVP_MD_CTX *ed_sign; /* Ed25519 private keys: a signing context, never used directly */
 };
 
 static int pkey_wrap(EVP_PKEY *k, veil_pkey **out);
+
+/* An X25519 key from 32 raw bytes, through the shared fromdata context:
+ * EVP_PKEY_new_raw_*_key does the same import but first looks the key type
+ * up by name and makes a context for it, on every call (docs/DESIGN.md 6.17). */
+static EVP_PKEY *x25519_key(const uint8_t raw[VEIL_X25519_LEN], bool priv)
+{
+    OSSL_PARAM params[2] = {OSSL_PARAM_construct_octet_string(priv ? OSSL_PKEY_PARAM_PRIV_KEY : OSSL_PKEY_PARAM_PUB_KEY,
+                                                              (void *)raw, VEIL_X25519_LEN),
+                            OSSL_PARAM_construct_end()};
+    EVP_PKEY *k = NULL;
+    if (!alg_ready() ||
+        EVP_PKEY_fromdata(alg.x25519, &k, priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, params) != 1)
+        return NULL;
+    return k;
+}
 
 /* Making an EVP_PKEY from a private key computes its public key (a scalar
  * multiplication), so the key made for the public value is kept for the
  * derivation instead of being made twice. */
 int veil_x25519_keypair(const uint8_t priv[VEIL_X25519_LEN], uint8_t pub[VEIL_X25519_LEN], veil_pkey **out)
 {
-    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, VEIL_X25519_LEN);
+    EVP_PKEY *k = x25519_key(priv, true);
     size_t len = VEIL_X25519_LEN;
     if (k == NULL || EVP_PKEY_get_raw_public_key(k, pub, &len) != 1 || len != VEIL_X25519_LEN) {
         EVP_PKEY_free(k);
@@ -203,16 +224,20 @@ int veil_x25519_keypair(const uint8_t priv[VEIL_X25519_LEN], uint8_t pub[VEIL_X2
     return ret == VEIL_ERR_KEY_FORMAT ? VEIL_ERR_CRYPTO : ret;
 }
 
-/* Fails (illegal_parameter) for a peer key that yields the all-zero secret. */
+/* Fails (illegal_parameter) for a peer key that yields the all-zero secret:
+ * OpenSSL's X25519 derivation refuses it (RFC 7748 §6.1).  The peer is set
+ * without EVP_PKEY_public_check, which for X25519 only asks whether the key
+ * has a public part (a key imported from 32 bytes always has) and cost a
+ * second context with its own key-type lookup. */
 int veil_x25519_derive_key(const veil_pkey *key, const uint8_t peer[VEIL_X25519_LEN],
                            uint8_t shared[VEIL_X25519_LEN])
 {
-    EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer, VEIL_X25519_LEN);
+    EVP_PKEY *pk = x25519_key(peer, false);
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
     size_t len = VEIL_X25519_LEN;
     int ret = VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER);
     if (ctx != NULL && pk != NULL && EVP_PKEY_derive_init(ctx) == 1 &&
-        EVP_PKEY_derive_set_peer(ctx, pk) == 1 && EVP_PKEY_derive(ctx, shared, &len) == 1 &&
+        EVP_PKEY_derive_set_peer_ex(ctx, pk, 0) == 1 && EVP_PKEY_derive(ctx, shared, &len) == 1 &&
         len == VEIL_X25519_LEN)
         ret = 0;
     EVP_PKEY_CTX_free(ctx);
@@ -254,13 +279,34 @@ static int pkey_wrap(EVP_PKEY *k, veil_pkey **out)
         return VEIL_ERR_NOMEM;
     }
     w->pkey = k;
+    w->ed_sign = NULL;
     *out = w;
+    return 0;
+}
+
+/* Wraps a private key.  An Ed25519 key gets a signing context initialised
+ * once: EVP_DigestSignInit_ex makes a key context, with a lookup of the key
+ * type, and fetches the signature method on every call, while copying a
+ * prepared context only duplicates it (docs/DESIGN.md 6.17).  The copy reads
+ * the prepared context only, so an identity shared by many connections and
+ * threads can sign concurrently.  Without it (no memory) signing initialises
+ * a context per signature as before. */
+static int pkey_wrap_private(EVP_PKEY *k, veil_pkey **out)
+{
+    int ret = pkey_wrap(k, out);
+    if (ret != 0 || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519)
+        return ret;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (md != NULL && EVP_DigestSignInit_ex(md, NULL, NULL, NULL, NULL, k, NULL) == 1)
+        (*out)->ed_sign = md;
+    else
+        EVP_MD_CTX_free(md);
     return 0;
 }
 
 int veil_pkey_ed25519_from_seed(const uint8_t seed[32], veil_pkey **out)
 {
-    return pkey_wrap(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32), out);
+    return pkey_wrap_private(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32), out);
 }
 
 /* Never prompt: libproto has no terminal; an encrypted key is a format error. */
@@ -282,7 +328,7 @@ int veil_pkey_from_pem(const char *pem, size_t len, veil_pkey **out)
         return VEIL_ERR_NOMEM;
     EVP_PKEY *k = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
     BIO_free(bio);
-    return pkey_wrap(k, out);
+    return pkey_wrap_private(k, out);
 }
 
 static int bio_drain(BIO *bio, veil_buf *out)
@@ -361,8 +407,16 @@ int veil_pkey_sign(const veil_pkey *k, const uint8_t *msg, size_t len, veil_buf 
     int ret = VEIL_ERR_CRYPTO;
     EVP_PKEY_CTX *pctx = NULL;
     bool rsa = veil_pkey_is_rsa(k);
-    if (md == NULL || EVP_DigestSignInit_ex(md, &pctx, rsa ? "SHA256" : NULL, NULL, NULL, k->pkey, NULL) != 1 ||
-        (rsa && !pss_setup(pctx)) || EVP_DigestSign(md, NULL, &sig_len, msg, len) != 1)
+    if (md == NULL)
+        goto Exit;
+    if (k->ed_sign != NULL) {
+        if (EVP_MD_CTX_copy_ex(md, k->ed_sign) != 1)
+            goto Exit;
+    } else if (EVP_DigestSignInit_ex(md, &pctx, rsa ? "SHA256" : NULL, NULL, NULL, k->pkey, NULL) != 1 ||
+               (rsa && !pss_setup(pctx))) {
+        goto Exit;
+    }
+    if (EVP_DigestSign(md, NULL, &sig_len, msg, len) != 1)
         goto Exit;
     if ((ret = veil_buf_reserve(sig, sig_len)) != 0)
         goto Exit;
@@ -393,6 +447,7 @@ void veil_pkey_free(veil_pkey *k)
 {
     if (k == NULL)
         return;
+    EVP_MD_CTX_free(k->ed_sign);
     EVP_PKEY_free(k->pkey);
     free(k);
 }

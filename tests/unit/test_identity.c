@@ -1,9 +1,13 @@
 /*
  * test_identity.c - server identity keys (Ed25519) and fingerprints
  * (PROTOCOL.md §4.3): generation from the RNG callback, PEM in and out, the
- * fingerprint as OpenSSL computes it, rejected key types, and the hex forms.
+ * fingerprint as OpenSSL computes it, rejected key types, and the hex forms;
+ * Ed25519 signatures from the key's prepared signing context (RFC 8032
+ * vectors, repeated, after PEM, from several threads).
  */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -426,6 +430,114 @@ static void test_fingerprint_hex(void **st)
     assert_int_equal(veil_fingerprint_parse(buf, back), VEIL_ERR_INVALID_ARG);
 }
 
+/* ---- Ed25519 signatures (RFC 8032 §7.1, tests 1-3) ---- */
+
+static void unhex(const char *h, uint8_t *out, size_t n)
+{
+    assert_int_equal(strlen(h), 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+}
+
+static const struct {
+    const char *seed, *msg, *sig;
+} rfc8032[] = {
+    {"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60", "",
+     "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"},
+    {"4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb", "72",
+     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"},
+    {"c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7", "af82",
+     "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a"},
+};
+
+/* Signs msg with k and compares with the expected 64 bytes. */
+static bool sign_matches(const veil_pkey *k, const uint8_t *msg, size_t len, const uint8_t want[64])
+{
+    veil_buf sig;
+    veil_buf_init(&sig);
+    bool ok = veil_pkey_sign(k, msg, len, &sig) == 0 && sig.len == 64 && memcmp(sig.base, want, 64) == 0 &&
+              veil_pkey_verify(k, msg, len, sig.base, sig.len) == 0;
+    veil_buf_free(&sig);
+    return ok;
+}
+
+static void test_ed25519_rfc8032(void **st)
+{
+    (void)st;
+    for (size_t i = 0; i < sizeof(rfc8032) / sizeof(rfc8032[0]); i++) {
+        uint8_t seed[32], msg[2], want[64];
+        size_t msg_len = strlen(rfc8032[i].msg) / 2;
+        veil_pkey *k = NULL, *back = NULL;
+        veil_buf pem;
+        unhex(rfc8032[i].seed, seed, 32);
+        unhex(rfc8032[i].msg, msg, msg_len);
+        unhex(rfc8032[i].sig, want, 64);
+        assert_int_equal(veil_pkey_ed25519_from_seed(seed, &k), 0);
+        /* The prepared context is copied, never consumed: the same signature every time. */
+        for (int round = 0; round < 3; round++)
+            assert_true(sign_matches(k, msg, msg_len, want));
+        /* A key loaded from PEM prepares its own context. */
+        veil_buf_init(&pem);
+        assert_int_equal(veil_pkey_to_pem(k, &pem), 0);
+        assert_int_equal(veil_pkey_from_pem((const char *)pem.base, pem.len, &back), 0);
+        assert_true(sign_matches(back, msg, msg_len, want));
+        /* A signature over another message does not verify. */
+        veil_buf sig;
+        veil_buf_init(&sig);
+        assert_int_equal(veil_pkey_sign(back, (const uint8_t *)"x", 1, &sig), 0);
+        assert_int_equal(veil_pkey_verify(k, msg, msg_len, sig.base, sig.len), VEIL_ERR_CRYPTO);
+        veil_buf_free(&sig);
+        veil_buf_free(&pem);
+        veil_pkey_free(back);
+        veil_pkey_free(k);
+    }
+}
+
+/* One identity, shared by every connection, signs from several threads. */
+#define SIGN_THREADS 4
+#define SIGN_ROUNDS 30
+
+struct sign_job {
+    const veil_pkey *k;
+    bool ok;
+};
+
+static void *sign_worker(void *arg)
+{
+    struct sign_job *job = arg;
+    uint8_t msg[1], want[64];
+    unhex(rfc8032[1].msg, msg, 1);
+    unhex(rfc8032[1].sig, want, 64);
+    job->ok = true;
+    for (int i = 0; i < SIGN_ROUNDS; i++)
+        if (!sign_matches(job->k, msg, 1, want))
+            job->ok = false;
+    return NULL;
+}
+
+static void test_ed25519_sign_threads(void **st)
+{
+    (void)st;
+    uint8_t seed[32];
+    veil_pkey *k = NULL;
+    pthread_t t[SIGN_THREADS];
+    struct sign_job jobs[SIGN_THREADS];
+    unhex(rfc8032[1].seed, seed, 32);
+    assert_int_equal(veil_pkey_ed25519_from_seed(seed, &k), 0);
+    for (int i = 0; i < SIGN_THREADS; i++) {
+        jobs[i].k = k;
+        assert_int_equal(pthread_create(&t[i], NULL, sign_worker, &jobs[i]), 0);
+    }
+    for (int i = 0; i < SIGN_THREADS; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_true(jobs[i].ok);
+    }
+    veil_pkey_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +550,8 @@ int main(void)
         cmocka_unit_test(test_encrypted_pem_not_prompted),
         cmocka_unit_test(test_rng_failure),
         cmocka_unit_test(test_fingerprint_hex),
+        cmocka_unit_test(test_ed25519_rfc8032),
+        cmocka_unit_test(test_ed25519_sign_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,11 @@
  * test_kex.c - the key-exchange and identity variants (PROTOCOL.md §4.10-4.12):
  * FFDHE-2048, RSA key transport, RSA-PSS identities, and service negotiation,
  * each with its negatives; and the observer decrypting an RSA key-transport
- * session from the server's private key alone.
+ * session from the server's private key alone.  X25519 through the
+ * backend's shared import context: RFC 7748 vectors, low-order peers refused,
+ * and several threads at once.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -369,6 +372,114 @@ static void test_rsa_identity_pem(void **st)
     assert_int_equal(veil_identity_generate_rsa(1024, &back), VEIL_ERR_INVALID_ARG);
 }
 
+/* ---- X25519 (RFC 7748) ---- */
+
+static void unhex(const char *h, uint8_t *out, size_t n)
+{
+    assert_int_equal(strlen(h), 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+}
+
+/* RFC 7748 §6.1 */
+#define ALICE_PRIV "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"
+#define ALICE_PUB "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+#define BOB_PRIV "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"
+#define BOB_PUB "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"
+#define SHARED "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"
+
+static void test_x25519_rfc7748(void **st)
+{
+    (void)st;
+    uint8_t a[32], b[32], a_pub[32], b_pub[32], want[32], pub[32], shared[32];
+    veil_pkey *k = NULL;
+    unhex(ALICE_PRIV, a, 32);
+    unhex(BOB_PRIV, b, 32);
+    unhex(ALICE_PUB, a_pub, 32);
+    unhex(BOB_PUB, b_pub, 32);
+    unhex(SHARED, want, 32);
+    /* The server's path: one key for the public value and the derivation. */
+    assert_int_equal(veil_x25519_keypair(a, pub, &k), 0);
+    assert_memory_equal(pub, a_pub, 32);
+    assert_int_equal(veil_x25519_derive_key(k, b_pub, shared), 0);
+    assert_memory_equal(shared, want, 32);
+    veil_pkey_free(k);
+    assert_int_equal(veil_x25519_public(b, pub), 0);
+    assert_memory_equal(pub, b_pub, 32);
+    memset(shared, 0, sizeof(shared));
+    assert_int_equal(veil_x25519_derive(b, a_pub, shared), 0);
+    assert_memory_equal(shared, want, 32);
+    /* §5.2, first vector: an arbitrary u-coordinate as the peer value. */
+    unhex("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4", a, 32);
+    unhex("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c", b_pub, 32);
+    unhex("c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552", want, 32);
+    assert_int_equal(veil_x25519_derive(a, b_pub, shared), 0);
+    assert_memory_equal(shared, want, 32);
+}
+
+/* Peer values of small order give the all-zero secret: refused (PROTOCOL.md
+ * §4.10), although the peer key is no longer put through public_check. */
+static void test_x25519_low_order_refused(void **st)
+{
+    (void)st;
+    static const char *const low[] = {
+        "0000000000000000000000000000000000000000000000000000000000000000", /* 0 */
+        "0100000000000000000000000000000000000000000000000000000000000000", /* 1 */
+        "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", /* order 8 */
+        "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157", /* order 8 */
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* p - 1 */
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* p */
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* p + 1 */
+    };
+    uint8_t a[32], pub[32], peer[32], shared[32];
+    veil_pkey *k = NULL;
+    unhex(ALICE_PRIV, a, 32);
+    assert_int_equal(veil_x25519_keypair(a, pub, &k), 0);
+    for (size_t i = 0; i < sizeof(low) / sizeof(low[0]); i++) {
+        unhex(low[i], peer, 32);
+        assert_int_equal(veil_x25519_derive_key(k, peer, shared), VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER));
+    }
+    veil_pkey_free(k);
+}
+
+/* The import context is shared by every thread: derive concurrently. */
+#define X_THREADS 4
+#define X_ROUNDS 40
+
+static void *x25519_worker(void *arg)
+{
+    uint8_t a[32], b_pub[32], want[32], pub[32], shared[32];
+    bool *ok = arg;
+    unhex(ALICE_PRIV, a, 32);
+    unhex(BOB_PUB, b_pub, 32);
+    unhex(SHARED, want, 32);
+    *ok = true;
+    for (int i = 0; i < X_ROUNDS; i++) {
+        veil_pkey *k = NULL;
+        if (veil_x25519_keypair(a, pub, &k) != 0 || veil_x25519_derive_key(k, b_pub, shared) != 0 ||
+            memcmp(shared, want, 32) != 0)
+            *ok = false;
+        veil_pkey_free(k);
+    }
+    return NULL;
+}
+
+static void test_x25519_threads(void **st)
+{
+    (void)st;
+    pthread_t t[X_THREADS];
+    bool ok[X_THREADS];
+    for (int i = 0; i < X_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, x25519_worker, &ok[i]), 0);
+    for (int i = 0; i < X_THREADS; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_true(ok[i]);
+    }
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -397,6 +508,9 @@ int main(void)
         cmocka_unit_test(test_service_stripped),
         cmocka_unit_test(test_rsa_transport_observed),
         cmocka_unit_test(test_rsa_identity_pem),
+        cmocka_unit_test(test_x25519_rfc7748),
+        cmocka_unit_test(test_x25519_low_order_refused),
+        cmocka_unit_test(test_x25519_threads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
