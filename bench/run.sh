@@ -77,12 +77,16 @@ ROWS=$WORK/rows NOTES=$WORK/notes
 note() { bench_note "$@"; printf -- '- %s\n' "$(echo "$*" | sed 's/^ *//')" >>"$NOTES"; }
 row() { bench_row "$@" | tee -a "$ROWS" >/dev/null; printf '  %s: %s %s (anchor %s: %s) ratio %s\n' "$1" "$2" "$3" "$4" "$5" "$6" >&2; }
 
-# free_port: a TCP port on which nothing listens.
+# free_port: a TCP port no socket uses, in any state, below the ephemeral
+# range (the load generators' own connections take ports from that range, and
+# a listener cannot bind a port a connection holds).
+EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$EPHEMERAL_LOW" -gt 12000 ] || EPHEMERAL_LOW=32768
 free_port() {
   local p i
   for i in $(seq 1 100); do
-    p=$((20000 + RANDOM % 30000))
-    if [ -z "$(ss -Htln "sport = :$p")" ]; then echo "$p"; return 0; fi
+    p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
+    if [ -z "$(ss -Htan "( sport = :$p or dport = :$p )")" ]; then echo "$p"; return 0; fi
   done
   echo "bench/run.sh: no free port found" >&2; return 1
 }
@@ -93,7 +97,9 @@ wait_listen() {
     [ -n "$(ss -Htln "sport = :$1")" ] && return 0
     sleep 0.05
   done
-  echo "bench/run.sh: nothing listens on port $1 after 5 s" >&2; return 1
+  echo "bench/run.sh: nothing listens on port $1 after 5 s; the servers said:" >&2
+  tail -n 3 "$WORK"/*.err >&2 2>/dev/null || true
+  return 1
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # cpu_ns PID: CPU time of a (single-threaded) process so far, in ns.
@@ -168,7 +174,7 @@ bulk() {
       [ -n "$tls" ] || continue
       port=$(free_port)
       (cd "$WORK" && exec openssl s_server -quiet -accept "127.0.0.1:$port" -cert tls.crt -key tls.key \
-         -WWW -tls1_3 -ciphersuites "$tls" -groups X25519 </dev/null >/dev/null 2>&1) &
+         -WWW -tls1_3 -ciphersuites "$tls" -groups X25519 </dev/null >/dev/null 2>"$WORK/tls.err") &
       spid=$!; PIDS+=("$spid")
       wait_listen "$port"
       t0=$(bench_now)
@@ -206,7 +212,7 @@ start_veil_server() { # start_veil_server PORT [ARGS...]: sets SPID
 }
 start_tls_server() { # start_tls_server PORT: sets SPID
   (cd "$WORK" && exec openssl s_server -quiet -accept "127.0.0.1:$1" -cert tls.crt -key tls.key -www -tls1_3 \
-     -groups X25519 -num_tickets 0 </dev/null >/dev/null 2>&1) &
+     -groups X25519 -num_tickets 0 </dev/null >/dev/null 2>"$WORK/tls.err") &
   SPID=$!; PIDS+=("$SPID")
   wait_listen "$1"
 }
