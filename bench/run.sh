@@ -225,6 +225,34 @@ tls_handshakes() {
   echo "$out" | awk -v a="$t0" -v z="$t1" '{ print $1, z - a }'
 }
 
+# cpu_run veil|tls: HS_CLIENTS clients make handshakes against a fresh server
+# for T seconds; sets CPU_US (user + system) and USER_US, the server's CPU time
+# per handshake completed, in microseconds.
+cpu_run() {
+  local c0 c1 u0 u1 n=0 p f pids=() i
+  rm -f "$WORK"/hs.[0-9]* "$WORK"/tls.[0-9]*
+  port=$(free_port)
+  if [ "$1" = veil ]; then start_veil_server "$port"; else start_tls_server "$port"; fi
+  c0=$(cpu_ns "$SPID"); u0=$(cpu_user_ticks "$SPID")
+  for i in $(seq 1 "$HS_CLIENTS"); do
+    if [ "$1" = veil ]; then
+      timeout 120 "$BENCH" handshakes "127.0.0.1:$port" --time "$T" >"$WORK/hs.$i" & pids+=($!)
+    else
+      (tls_handshakes "$port" "$T" >"$WORK/tls.$i") & pids+=($!)
+    fi
+  done
+  for p in "${pids[@]}"; do wait "$p" || { echo "bench/run.sh: a handshake client failed ($1)" >&2; exit 2; }; done
+  c1=$(cpu_ns "$SPID"); u1=$(cpu_user_ticks "$SPID"); stop "$SPID"
+  if [ "$1" = veil ]; then
+    for f in "$WORK"/hs.[0-9]*; do n=$((n + $(kv handshakes "$f"))); done
+  else
+    for f in "$WORK"/tls.[0-9]*; do n=$((n + $(awk '{ print $1 }' "$f"))); done
+  fi
+  [ "$n" -gt 0 ] || { echo "bench/run.sh: no handshake completed ($1)" >&2; exit 2; }
+  CPU_US=$(awk -v c="$((c1 - c0))" -v n="$n" 'BEGIN { printf "%.1f", c / n / 1000 }')
+  USER_US=$(awk -v t="$((u1 - u0))" -v hz="$(bench_hz)" -v n="$n" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
+}
+
 handshake() {
   [ "$SPEED_DONE" = 1 ] || speed
   step "handshakes: sequential rate (${REPS}x ${T}s per side)"
@@ -248,32 +276,16 @@ handshake() {
   row "handshakes, sequential" "$v" "per s" "OpenSSL TLS 1.3 s_time -new (X25519, Ed25519)" "$a" "$r" "≥ 2×" \
     "$(bench_ge "$r" 2 && echo yes || echo no)"
 
-  step "handshakes: server CPU per handshake, $HS_CLIENTS clients at once for ${T}s"
-  local c0 c1 n pids f
-  port=$(free_port); start_veil_server "$port"
-  c0=$(cpu_ns "$SPID"); local u0; u0=$(cpu_user_ticks "$SPID"); pids=()
-  for i in $(seq 1 "$HS_CLIENTS"); do
-    timeout 120 "$BENCH" handshakes "127.0.0.1:$port" --time "$T" >"$WORK/hs.$i" & pids+=($!)
+  step "handshakes: server CPU per handshake, $HS_CLIENTS clients at once for ${T}s (${REPS}x per side)"
+  local v_cpu="" v_user="" t_cpu="" t_user=""
+  for i in $(seq 1 "$REPS"); do
+    cpu_run veil; v_cpu+="$CPU_US"$'\n'; v_user+="$USER_US"$'\n'
+    cpu_run tls; t_cpu+="$CPU_US"$'\n'; t_user+="$USER_US"$'\n'
   done
-  for p in "${pids[@]}"; do wait "$p" || { echo "bench/run.sh: veil-bench handshakes failed" >&2; exit 2; }; done
-  c1=$(cpu_ns "$SPID"); local u1; u1=$(cpu_user_ticks "$SPID"); stop "$SPID"
-  n=0; for f in "$WORK"/hs.[0-9]*; do n=$((n + $(kv handshakes "$f"))); done
-  local veil_us; veil_us=$(awk -v c="$((c1 - c0))" -v n="$n" 'BEGIN { printf "%.1f", c / n / 1000 }')
-  local user_us; user_us=$(awk -v t="$((u1 - u0))" -v hz="$(bench_hz)" -v n="$n" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
-  note "  veil-server: $n handshakes, $(awk -v c="$((c1 - c0))" 'BEGIN { printf "%.2f", c / 1e9 }') s CPU, of which user space $user_us us per handshake (the rest is the kernel: TCP connection set-up and teardown, socket calls)"
-
-  port=$(free_port); start_tls_server "$port"
-  c0=$(cpu_ns "$SPID"); u0=$(cpu_user_ticks "$SPID"); pids=()
-  for i in $(seq 1 "$HS_CLIENTS"); do
-    (tls_handshakes "$port" "$T" >"$WORK/tls.$i") & pids+=($!)
-  done
-  for p in "${pids[@]}"; do wait "$p"; done
-  c1=$(cpu_ns "$SPID"); u1=$(cpu_user_ticks "$SPID"); stop "$SPID"
-  n=0; for f in "$WORK"/tls.[0-9]*; do n=$((n + $(awk '{ print $1 }' "$f"))); done
-  [ "$n" -gt 0 ] || { echo "bench/run.sh: no TLS handshake completed" >&2; exit 2; }
-  local tls_us; tls_us=$(awk -v c="$((c1 - c0))" -v n="$n" 'BEGIN { printf "%.1f", c / n / 1000 }')
-  local tls_user_us; tls_user_us=$(awk -v t="$((u1 - u0))" -v hz="$(bench_hz)" -v n="$n" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
-  note "  openssl s_server: $n handshakes, $(awk -v c="$((c1 - c0))" 'BEGIN { printf "%.2f", c / 1e9 }') s CPU, of which user space $tls_user_us us per handshake"
+  local veil_us user_us tls_us tls_user_us
+  veil_us=$(printf '%s' "$v_cpu" | median); user_us=$(printf '%s' "$v_user" | median)
+  tls_us=$(printf '%s' "$t_cpu" | median); tls_user_us=$(printf '%s' "$t_user" | median)
+  note "  server CPU per handshake, user + system (user space alone), each run: veil-server $(printf '%s' "$v_cpu" | tr '\n' ' ')($(printf '%s' "$v_user" | tr '\n' ' ' | sed 's/ $//')) us; openssl s_server $(printf '%s' "$t_cpu" | tr '\n' ' ')($(printf '%s' "$t_user" | tr '\n' ' ' | sed 's/ $//')) us"
   r=$(bench_div "$veil_us" "$tls_us")
   row "server CPU per handshake" "$veil_us" "µs" "OpenSSL TLS 1.3 s_server" "$tls_us" "$r" "≤ 0.33×" \
     "$(bench_le "$r" 0.3334 && echo yes || echo no)"
