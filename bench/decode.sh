@@ -194,9 +194,9 @@ run_case() {
 }
 
 row() { # row LABEL
-    local ratio met=no
+    local ratio met
     ratio=$(bench_div "$VEIL_RATE" "$TS_RATE" 1)
-    bench_ge "$ratio" "$TARGET" && met=yes
+    met=$(bench_met ge "$VEIL_RATE" "$TS_RATE" "$TARGET")
     bench_row "$1" "$VEIL_RATE" "records/s" "tshark + plugin" "$TS_RATE" "$ratio" "≥ ${TARGET}×" "$met"
 }
 

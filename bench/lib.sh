@@ -10,9 +10,12 @@ bench_note() { printf '%s\n' "$*" >&2; }
 bench_now() { date +%s.%N; }
 # bench_div A B [DIGITS]: A/B, printed with DIGITS decimals (default 2).
 bench_div() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (b == 0) print "nan"; else printf "%.*f\n", d, a / b }'; }
-# bench_ge A B: exit 0 if A >= B (floating point).
-bench_ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
-bench_le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+# bench_met ge|le A B T: "yes" if A/B >= T (or <= T), computed unrounded
+# (a ratio printed as 0.33 may be 0.334, above a third), else "no".
+bench_met() {
+  awk -v op="$1" -v a="$2" -v b="$3" -v t="$4" \
+    'BEGIN { r = b == 0 ? -1 : a / b; ok = b != 0 && (op == "ge" ? r >= t : r <= t); print ok ? "yes" : "no" }'
+}
 # bench_cpu_ticks PID: user+system CPU of a live process, in clock ticks.
 bench_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 bench_hz() { getconf CLK_TCK; }

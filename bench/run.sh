@@ -192,11 +192,11 @@ bulk() {
       a=$(printf '%s' "$tls_rates" | median)
       local r; r=$(bench_div "$v" "$a")
       row "bulk $suite" "$(mbs "$v")" "MB/s" "OpenSSL TLS 1.3 s_server/s_time" "$(mbs "$a")" "$r" "≥ 1.5×" \
-        "$(bench_ge "$r" 1.5 && echo yes || echo no)"
+        "$(bench_met ge "$v" "$a" 1.5)"
     else
       local r; r=$(bench_div "$v" "$CBC_CEILING")
       row "bulk $suite" "$(mbs "$v")" "MB/s" "CBC+HMAC ceiling (openssl speed)" "$(mbs "$CBC_CEILING")" "$r" "≥ 0.85×" \
-        "$(bench_ge "$r" 0.85 && echo yes || echo no)"
+        "$(bench_met ge "$v" "$CBC_CEILING" 0.85)"
     fi
   done
   rm -f "$file"
@@ -274,7 +274,7 @@ handshake() {
   local v a r
   v=$(printf '%s' "$v_rates" | median); a=$(printf '%s' "$t_rates" | median); r=$(bench_div "$v" "$a")
   row "handshakes, sequential" "$v" "per s" "OpenSSL TLS 1.3 s_time -new (X25519, Ed25519)" "$a" "$r" "≥ 2×" \
-    "$(bench_ge "$r" 2 && echo yes || echo no)"
+    "$(bench_met ge "$v" "$a" 2)"
 
   step "handshakes: server CPU per handshake, $HS_CLIENTS clients at once for ${T}s (${REPS}x per side)"
   local v_cpu="" v_user="" t_cpu="" t_user=""
@@ -288,13 +288,13 @@ handshake() {
   note "  server CPU per handshake, user + system (user space alone), each run: veil-server $(printf '%s' "$v_cpu" | tr '\n' ' ')($(printf '%s' "$v_user" | tr '\n' ' ' | sed 's/ $//')) us; openssl s_server $(printf '%s' "$t_cpu" | tr '\n' ' ')($(printf '%s' "$t_user" | tr '\n' ' ' | sed 's/ $//')) us"
   r=$(bench_div "$veil_us" "$tls_us")
   row "server CPU per handshake" "$veil_us" "µs" "OpenSSL TLS 1.3 s_server" "$tls_us" "$r" "≤ 0.33×" \
-    "$(bench_le "$r" 0.3334 && echo yes || echo no)"
+    "$(bench_met le "$veil_us" "$tls_us" 0.333333)"
   r=$(bench_div "$user_us" "$tls_user_us")
   row "server CPU per handshake, user space only" "$user_us" "µs" "OpenSSL TLS 1.3 s_server, user space" "$tls_user_us" "$r" \
     "reported" "-"
   r=$(bench_div "$veil_us" "$PK_US")
   row "server CPU per handshake" "$veil_us" "µs" "its public-key ops (openssl speed)" "$PK_US" "$r" "≤ 1.5×" \
-    "$(bench_le "$r" 1.5 && echo yes || echo no)"
+    "$(bench_met le "$veil_us" "$PK_US" 1.5)"
   r=$(bench_div "$user_us" "$PK_US")
   row "server CPU per handshake, user space only" "$user_us" "µs" "its public-key ops (openssl speed)" "$PK_US" "$r" \
     "reported" "-"
@@ -320,7 +320,7 @@ scale() {
   local b r
   b=$(kv bytes_per_conn "$out"); r=$(bench_div "$b" 16384)
   row "memory per connection ($CONNS established)" "$b" "bytes" "target: 16 KiB" 16384 "$r" "≤ 1×" \
-    "$( [ "$CONNS" -ge 10000 ] && { bench_le "$r" 1 && echo yes || echo no; } || echo "- (quick run)")"
+    "$( [ "$CONNS" -ge 10000 ] && bench_met le "$b" 16384 1 || echo "- (quick run)")"
   local q
   for q in p50 p99; do
     r=$(bench_div "$(kv rtt_${q}_us "$out")" "$(kv rtt_${q}_us "$raw")")
