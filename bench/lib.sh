@@ -16,6 +16,4 @@ bench_met() {
   awk -v op="$1" -v a="$2" -v b="$3" -v t="$4" \
     'BEGIN { r = b == 0 ? -1 : a / b; ok = b != 0 && (op == "ge" ? r >= t : r <= t); print ok ? "yes" : "no" }'
 }
-# bench_cpu_ticks PID: user+system CPU of a live process, in clock ticks.
-bench_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 bench_hz() { getconf CLK_TCK; }
