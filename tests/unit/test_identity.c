@@ -113,6 +113,72 @@ static void test_pem_roundtrip(void **st)
     veil_identity_free(back);
 }
 
+/* veil_pkey_from_spki's Ed25519 shortcut gives the key OpenSSL's decoder
+ * gives (same public key, same SPKI out); anything else goes to the decoder,
+ * which refuses a damaged prefix, a wrong length or trailing bytes. */
+static void test_spki_ed25519_shortcut(void **st)
+{
+    (void)st;
+    veil_identity *id = generate("spki");
+    const uint8_t *der = id->spki.base;
+    assert_int_equal(id->spki.len, 44);
+
+    veil_pkey *fast = NULL;
+    assert_int_equal(veil_pkey_from_spki(der, 44, &fast), 0);
+    assert_true(veil_pkey_is_ed25519(fast));
+    veil_buf a, b;
+    veil_buf_init(&a);
+    veil_buf_init(&b);
+    assert_int_equal(veil_pkey_spki(fast, &a), 0);
+    const unsigned char *p = der;
+    EVP_PKEY *ref = d2i_PUBKEY(NULL, &p, 44);
+    assert_non_null(ref);
+    unsigned char *out = NULL;
+    int n = i2d_PUBKEY(ref, &out);
+    assert_int_equal(n, 44);
+    assert_memory_equal(a.base, out, 44);
+    assert_memory_equal(a.base, der, 44);
+    OPENSSL_free(out);
+    EVP_PKEY_free(ref);
+
+    /* It verifies what the private key signed, and nothing else. */
+    const uint8_t msg[] = "shortcut";
+    assert_int_equal(veil_pkey_sign(id->key, msg, sizeof(msg), &b), 0);
+    assert_int_equal(veil_pkey_verify(fast, msg, sizeof(msg), b.base, b.len), 0);
+    b.base[10] ^= 0x40;
+    assert_int_equal(veil_pkey_verify(fast, msg, sizeof(msg), b.base, b.len), VEIL_ERR_CRYPTO);
+    veil_pkey_free(fast);
+
+    /* Any other encoding is the decoder's to judge, exactly as before the
+     * shortcut: the same verdict as d2i_PUBKEY (which, for one, tolerates a
+     * BIT STRING that claims an unused bit). */
+    uint8_t bad[45];
+    veil_pkey *k = NULL;
+    int refused = 0;
+    for (size_t i = 0; i < 12; i++) {
+        memcpy(bad, der, 44);
+        bad[i] ^= 0x01;
+        p = bad;
+        EVP_PKEY *want = d2i_PUBKEY(NULL, &p, 44);
+        int r = veil_pkey_from_spki(bad, 44, &k);
+        assert_int_equal(r == 0, want != NULL && p == bad + 44);
+        refused += r != 0;
+        veil_pkey_free(k);
+        k = NULL;
+        EVP_PKEY_free(want);
+    }
+    assert_true(refused >= 11);
+    memcpy(bad, der, 44);
+    bad[44] = 0;
+    assert_int_not_equal(veil_pkey_from_spki(bad, 45, &k), 0); /* trailing byte */
+    assert_int_not_equal(veil_pkey_from_spki(der, 43, &k), 0); /* short */
+    assert_null(k);
+
+    veil_buf_free(&a);
+    veil_buf_free(&b);
+    veil_identity_free(id);
+}
+
 /* fingerprint == SHA-256(DER SPKI), i.e. `openssl pkey -pubout -outform DER | sha256sum`. */
 static void test_fingerprint_is_openssl_spki_hash(void **st)
 {
@@ -544,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_generate_deterministic),
         cmocka_unit_test(test_pem_roundtrip),
         cmocka_unit_test(test_fingerprint_is_openssl_spki_hash),
+        cmocka_unit_test(test_spki_ed25519_shortcut),
         cmocka_unit_test(test_other_key_types_rejected),
         cmocka_unit_test(test_rsa_identity),
         cmocka_unit_test(test_garbage_pem_rejected),
