@@ -254,3 +254,13 @@ int test_capture(void *ctx, int dir, int index, uint8_t *rec, size_t *len, size_
     w->n++;
     return 0;
 }
+
+void test_unhex(const char *h, uint8_t *out, size_t n)
+{
+    assert_int_equal(strlen(h), 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+}

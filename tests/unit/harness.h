@@ -24,6 +24,9 @@ typedef struct test_rng {
 void test_rng_init(test_rng *r, const char *label);
 int test_rng_cb(void *user, uint8_t *out, size_t n);
 
+/* Decodes exactly 2n hex digits of h into out; fails the test otherwise. */
+void test_unhex(const char *h, uint8_t *out, size_t n);
+
 #define TEST_MAX_MSGS 64
 
 typedef struct endpoint {

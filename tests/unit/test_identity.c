@@ -498,16 +498,6 @@ static void test_fingerprint_hex(void **st)
 
 /* ---- Ed25519 signatures (RFC 8032 §7.1, tests 1-3) ---- */
 
-static void unhex(const char *h, uint8_t *out, size_t n)
-{
-    assert_int_equal(strlen(h), 2 * n);
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
-        out[i] = (uint8_t)v;
-    }
-}
-
 static const struct {
     const char *seed, *msg, *sig;
 } rfc8032[] = {
@@ -538,9 +528,9 @@ static void test_ed25519_rfc8032(void **st)
         size_t msg_len = strlen(rfc8032[i].msg) / 2;
         veil_pkey *k = NULL, *back = NULL;
         veil_buf pem;
-        unhex(rfc8032[i].seed, seed, 32);
-        unhex(rfc8032[i].msg, msg, msg_len);
-        unhex(rfc8032[i].sig, want, 64);
+        test_unhex(rfc8032[i].seed, seed, 32);
+        test_unhex(rfc8032[i].msg, msg, msg_len);
+        test_unhex(rfc8032[i].sig, want, 64);
         assert_int_equal(veil_pkey_ed25519_from_seed(seed, &k), 0);
         /* The prepared context is copied, never consumed: the same signature every time. */
         for (int round = 0; round < 3; round++)
@@ -575,8 +565,8 @@ static void *sign_worker(void *arg)
 {
     struct sign_job *job = arg;
     uint8_t msg[1], want[64];
-    unhex(rfc8032[1].msg, msg, 1);
-    unhex(rfc8032[1].sig, want, 64);
+    test_unhex(rfc8032[1].msg, msg, 1);
+    test_unhex(rfc8032[1].sig, want, 64);
     job->ok = true;
     for (int i = 0; i < SIGN_ROUNDS; i++)
         if (!sign_matches(job->k, msg, 1, want))
@@ -591,7 +581,7 @@ static void test_ed25519_sign_threads(void **st)
     veil_pkey *k = NULL;
     pthread_t t[SIGN_THREADS];
     struct sign_job jobs[SIGN_THREADS];
-    unhex(rfc8032[1].seed, seed, 32);
+    test_unhex(rfc8032[1].seed, seed, 32);
     assert_int_equal(veil_pkey_ed25519_from_seed(seed, &k), 0);
     for (int i = 0; i < SIGN_THREADS; i++) {
         jobs[i].k = k;

@@ -374,16 +374,6 @@ static void test_rsa_identity_pem(void **st)
 
 /* ---- X25519 (RFC 7748) ---- */
 
-static void unhex(const char *h, uint8_t *out, size_t n)
-{
-    assert_int_equal(strlen(h), 2 * n);
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
-        out[i] = (uint8_t)v;
-    }
-}
-
 /* RFC 7748 §6.1 */
 #define ALICE_PRIV "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"
 #define ALICE_PUB "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
@@ -396,11 +386,11 @@ static void test_x25519_rfc7748(void **st)
     (void)st;
     uint8_t a[32], b[32], a_pub[32], b_pub[32], want[32], pub[32], shared[32];
     veil_pkey *k = NULL;
-    unhex(ALICE_PRIV, a, 32);
-    unhex(BOB_PRIV, b, 32);
-    unhex(ALICE_PUB, a_pub, 32);
-    unhex(BOB_PUB, b_pub, 32);
-    unhex(SHARED, want, 32);
+    test_unhex(ALICE_PRIV, a, 32);
+    test_unhex(BOB_PRIV, b, 32);
+    test_unhex(ALICE_PUB, a_pub, 32);
+    test_unhex(BOB_PUB, b_pub, 32);
+    test_unhex(SHARED, want, 32);
     /* The server's path: one key for the public value and the derivation. */
     assert_int_equal(veil_x25519_keypair(a, pub, &k), 0);
     assert_memory_equal(pub, a_pub, 32);
@@ -413,9 +403,9 @@ static void test_x25519_rfc7748(void **st)
     assert_int_equal(veil_x25519_derive(b, a_pub, shared), 0);
     assert_memory_equal(shared, want, 32);
     /* §5.2, first vector: an arbitrary u-coordinate as the peer value. */
-    unhex("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4", a, 32);
-    unhex("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c", b_pub, 32);
-    unhex("c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552", want, 32);
+    test_unhex("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4", a, 32);
+    test_unhex("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c", b_pub, 32);
+    test_unhex("c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552", want, 32);
     assert_int_equal(veil_x25519_derive(a, b_pub, shared), 0);
     assert_memory_equal(shared, want, 32);
 }
@@ -436,10 +426,10 @@ static void test_x25519_low_order_refused(void **st)
     };
     uint8_t a[32], pub[32], peer[32], shared[32];
     veil_pkey *k = NULL;
-    unhex(ALICE_PRIV, a, 32);
+    test_unhex(ALICE_PRIV, a, 32);
     assert_int_equal(veil_x25519_keypair(a, pub, &k), 0);
     for (size_t i = 0; i < sizeof(low) / sizeof(low[0]); i++) {
-        unhex(low[i], peer, 32);
+        test_unhex(low[i], peer, 32);
         assert_int_equal(veil_x25519_derive_key(k, peer, shared), VEIL_PERR(VEIL_ALERT_ILLEGAL_PARAMETER));
     }
     veil_pkey_free(k);
@@ -453,9 +443,9 @@ static void *x25519_worker(void *arg)
 {
     uint8_t a[32], b_pub[32], want[32], pub[32], shared[32];
     bool *ok = arg;
-    unhex(ALICE_PRIV, a, 32);
-    unhex(BOB_PUB, b_pub, 32);
-    unhex(SHARED, want, 32);
+    test_unhex(ALICE_PRIV, a, 32);
+    test_unhex(BOB_PUB, b_pub, 32);
+    test_unhex(SHARED, want, 32);
     *ok = true;
     for (int i = 0; i < X_ROUNDS; i++) {
         veil_pkey *k = NULL;
